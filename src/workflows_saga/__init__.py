@@ -1,0 +1,70 @@
+"""Saga rollbacks for Python Cloudflare Workflows.
+
+``step.do`` gains ``rollback=`` and ``rollback_config=`` (decorator and call forms), the
+same code runs under ``workflows_emulator`` on a laptop and inside Pyodide on Cloudflare.
+
+Example:
+    >>> from workflows_saga import WorkflowEntrypoint
+    >>> class Transfer(WorkflowEntrypoint):
+    ...     async def run(self, event, step):
+    ...         @step.do("debit")
+    ...         async def debit():
+    ...             return {"debited": event["payload"]["amount"]}
+    ...         @debit.rollback
+    ...         async def credit_back(rb):
+    ...             ...
+    ...         return await debit()
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._backend import RollbackOptions, StepBackend, StepCall
+from ._config import DEFAULT_CONFIG, RetryPolicy, RollbackConfig, StepConfig
+from ._context import RollbackContext, StepContext
+from ._durations import Duration
+from ._errors import (
+    InvalidStepConfigError,
+    NonRetryableError,
+    StepError,
+    WorkflowsSagaError,
+)
+from ._step import StepFunction, WorkflowStep
+
+if TYPE_CHECKING:
+    from ._entrypoint import WorkflowEntrypoint
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "Duration",
+    "InvalidStepConfigError",
+    "NonRetryableError",
+    "RetryPolicy",
+    "RollbackConfig",
+    "RollbackContext",
+    "RollbackOptions",
+    "StepBackend",
+    "StepCall",
+    "StepConfig",
+    "StepContext",
+    "StepError",
+    "StepFunction",
+    "WorkflowEntrypoint",
+    "WorkflowStep",
+    "WorkflowsSagaError",
+]
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # Resolved on first use: inside Pyodide it subclasses the SDK's class, which must not be
+    # imported when workflows_saga is.
+    if name == "WorkflowEntrypoint":
+        from ._entrypoint import resolve_entrypoint
+
+        cls = resolve_entrypoint()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module 'workflows_saga' has no attribute {name!r}")

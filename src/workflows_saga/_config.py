@@ -1,0 +1,220 @@
+"""Step and rollback configs: parsing, Cloudflare's validation, defaults and retry arithmetic.
+
+Both backends use these rules, so a config rejected here is rejected the same way by the
+emulator and before it ever reaches Cloudflare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal, cast
+
+from ._durations import Duration, parse_duration_ms
+from ._errors import InvalidStepConfigError
+
+Backoff = Literal["constant", "linear", "exponential"]
+DelayFunction = Callable[[Mapping[str, Any]], "str | int | float | Awaitable[str | int | float]"]
+"""A dynamic retry delay: receives ``{"ctx", "error"}`` and returns a duration."""
+
+BACKOFFS: tuple[Backoff, ...] = ("constant", "linear", "exponential")
+CONFIG_DOCS = "https://developers.cloudflare.com/workflows/build/sleeping-and-retrying/"
+MAX_RETRIES = 10_000
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "retries": {"limit": 5, "delay": 10_000, "backoff": "exponential"},
+    "timeout": "10 minutes",
+}
+"""Cloudflare's documented defaults. A rollback handler without `rollback_config` uses these too."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a step is retried.
+
+    Attributes:
+        limit: retries after the first attempt (attempts = limit + 1).
+        delay: base delay before a retry, or a function of ``{"ctx", "error"}``.
+        backoff: ``"constant"`` (delay), ``"linear"`` (delay * n) or ``"exponential"``
+            (delay * 2 ** (n - 1)), n being the attempt that failed.
+    """
+
+    limit: int | None = None
+    delay: Duration | DelayFunction | None = None
+    backoff: Backoff | None = None
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """A step's config, the typed twin of Workflows' ``WorkflowStepConfig``.
+
+    Example:
+        >>> StepConfig(retries=RetryPolicy(limit=2, delay="1 second"), timeout="30 seconds")
+        StepConfig(retries=RetryPolicy(limit=2, delay='1 second', backoff=None), timeout='30 seconds', sensitive=None)
+    """
+
+    retries: RetryPolicy | None = None
+    timeout: Duration | None = None
+    sensitive: Literal["output"] | None = None
+
+    def to_js(self) -> dict[str, Any]:
+        """The JS-shaped dict the engine takes (only the keys that were given)."""
+        out: dict[str, Any] = {}
+        if self.retries is not None:
+            retries: dict[str, Any] = {}
+            if self.retries.limit is not None:
+                retries["limit"] = self.retries.limit
+            if self.retries.delay is not None:
+                retries["delay"] = _plain_duration(self.retries.delay)
+            if self.retries.backoff is not None:
+                retries["backoff"] = self.retries.backoff
+            out["retries"] = retries
+        if self.timeout is not None:
+            out["timeout"] = _plain_duration(self.timeout)
+        if self.sensitive is not None:
+            out["sensitive"] = self.sensitive
+        return out
+
+
+RollbackConfig = StepConfig
+"""A rollback handler's config: only ``retries`` and ``timeout`` are allowed."""
+
+
+def _plain_duration(value: Any) -> Any:
+    return value.total_seconds() * 1000 if isinstance(value, timedelta) else value
+
+
+def _invalid(kind: str, name: str, detail: str) -> InvalidStepConfigError:
+    return InvalidStepConfigError(
+        f'{kind} for "{name}" is in a invalid format. See {CONFIG_DOCS} ({detail})'
+    )
+
+
+def _check_duration(value: object, *, allow_function: bool, zero_ok: bool) -> str | None:
+    if allow_function and callable(value):
+        return None
+    ms = parse_duration_ms(value)
+    if ms is None:
+        return "expected milliseconds or a string such as \"10 seconds\""
+    if ms < 0:
+        return "must not be negative"
+    if not zero_ok and ms == 0:
+        return "must not be 0"
+    return None
+
+
+def parse_step_config(
+    value: StepConfig | Mapping[str, Any] | None, *, step_name: str, rollback: bool = False
+) -> StepConfig | None:
+    """Validate ``value`` as Cloudflare does and return it as a `StepConfig`.
+
+    Args:
+        value: a `StepConfig`, a JS-shaped dict, or ``None``.
+        step_name: the step's name, for the error message.
+        rollback: validate as a ``rollback_config`` (retries and timeout only).
+
+    Raises:
+        InvalidStepConfigError: with Cloudflare's message and what was wrong.
+    """
+    if value is None:
+        return None
+    kind = "Rollback config" if rollback else "Step config"
+    if isinstance(value, StepConfig):
+        raw: dict[str, Any] = value.to_js()
+        if value.retries is not None and callable(value.retries.delay):
+            raw["retries"]["delay"] = value.retries.delay
+    elif isinstance(value, Mapping):
+        raw = dict(value)
+    else:
+        raise _invalid(kind, step_name, f"expected a dict or StepConfig, got {type(value).__name__}")
+
+    allowed = {"retries", "timeout"} if rollback else {"retries", "timeout", "sensitive"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise _invalid(kind, step_name, f"unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+
+    retries = None
+    if "retries" in raw:
+        r = raw["retries"]
+        if isinstance(r, RetryPolicy):
+            r = {k: v for k, v in vars(r).items() if v is not None}
+        if not isinstance(r, Mapping):
+            raise _invalid(kind, step_name, "retries must be a dict with limit, delay, backoff")
+        extra = sorted(set(r) - {"limit", "delay", "backoff"})
+        if extra:
+            raise _invalid(kind, step_name, f"unknown retries key(s) {extra}")
+        limit = r.get("limit")
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int | float) or limit < 0
+        ):
+            raise _invalid(kind, step_name, "retries.limit must be a number >= 0")
+        if limit is not None and limit > MAX_RETRIES:
+            raise _invalid(kind, step_name, f"retries.limit must be at most {MAX_RETRIES}")
+        delay = r.get("delay")
+        if delay is not None:
+            problem = _check_duration(delay, allow_function=True, zero_ok=True)
+            if problem:
+                raise _invalid(kind, step_name, f"retries.delay {problem}")
+        backoff = r.get("backoff")
+        if backoff is not None and backoff not in BACKOFFS:
+            raise _invalid(kind, step_name, f"retries.backoff must be one of {list(BACKOFFS)}")
+        retries = RetryPolicy(
+            limit=int(limit) if limit is not None else None,
+            delay=delay,
+            backoff=cast("Backoff | None", backoff),
+        )
+
+    timeout = raw.get("timeout")
+    if timeout is not None:
+        problem = _check_duration(timeout, allow_function=False, zero_ok=False)
+        if problem:
+            raise _invalid(kind, step_name, f"timeout {problem}")
+
+    sensitive = raw.get("sensitive")
+    if sensitive is not None and sensitive != "output":
+        raise _invalid(kind, step_name, 'sensitive must be "output"')
+
+    return StepConfig(retries=retries, timeout=timeout, sensitive=sensitive)
+
+
+def resolve_config(config: StepConfig | None) -> dict[str, Any]:
+    """Merge ``config`` over the defaults the way the engine does (shallow, plus ``retries``).
+
+    A delay function stays in the result under ``retries.delay``; `describe_config` gives
+    the form that is shown to users and stored.
+    """
+    user = config.to_js() if config is not None else {}
+    if config is not None and config.retries is not None and callable(config.retries.delay):
+        user["retries"]["delay"] = config.retries.delay
+    merged = {**DEFAULT_CONFIG, **user}
+    merged["retries"] = {**DEFAULT_CONFIG["retries"], **user.get("retries", {})}
+    return merged
+
+
+def describe_config(resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """``resolved`` as plain JSON: a delay function is omitted, as in the step context."""
+    retries = {k: v for k, v in resolved["retries"].items() if not callable(v)}
+    return {**resolved, "retries": retries}
+
+
+def attempts_allowed(resolved: Mapping[str, Any]) -> int:
+    """Total attempts: the first one plus ``retries.limit``."""
+    return int(resolved["retries"]["limit"]) + 1
+
+
+def backoff_delay_ms(resolved: Mapping[str, Any], failed_attempt: int, base_ms: float) -> int:
+    """The wait before the attempt after ``failed_attempt`` (1-based)."""
+    backoff = resolved["retries"].get("backoff", "exponential")
+    if backoff == "constant":
+        return int(base_ms)
+    if backoff == "linear":
+        return int(base_ms * failed_attempt)
+    return int(base_ms * 2 ** (failed_attempt - 1))
+
+
+def timeout_ms(resolved: Mapping[str, Any]) -> int:
+    """The per-attempt timeout in milliseconds."""
+    ms = parse_duration_ms(resolved["timeout"])
+    assert ms is not None, "validated config"
+    return int(ms)

@@ -1,0 +1,77 @@
+"""The binding's exceptions.
+
+Tree::
+
+    Exception
+    ├── NonRetryableError          raise in a step or rollback handler: no more attempts
+    └── WorkflowsSagaError         root of everything this package raises itself
+        ├── InvalidStepConfigError a step/rollback config or option Cloudflare would reject
+        └── StepError              a step failed with an error that kept no Python type
+"""
+
+from __future__ import annotations
+
+
+class NonRetryableError(Exception):
+    """Raise inside a step callback or rollback handler to stop its retries at once.
+
+    Under the emulator this class is the one the engine recognises; on Cloudflare the
+    Pyodide backend turns it into the platform's non-retryable error.
+    """
+
+
+class WorkflowsSagaError(Exception):
+    """Root of the errors raised by `workflows_saga` itself."""
+
+
+class InvalidStepConfigError(WorkflowsSagaError, ValueError):
+    """A `config`, `rollback_config` or rollback option Cloudflare would reject.
+
+    Raised before the step runs. The message is Cloudflare's own text, so that what
+    fails here fails the same way on the platform.
+    """
+
+
+class StepError(WorkflowsSagaError):
+    """A step failed with an error that does not keep its Python type across the engine.
+
+    On Cloudflare only `TypeError`, `ValueError` and `NonRetryableError` come back out of
+    `step.do` as themselves; anything else crosses JavaScript and comes back as a generic
+    error. This class is that generic error, under the emulator and on Cloudflare alike.
+
+    Attributes:
+        name: the original error's class name, e.g. ``"KeyError"``.
+        message: the original error's message.
+    """
+
+    def __init__(self, message: str, *, name: str = "Error") -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.message}" if self.message else self.name
+
+
+KEEPS_PYTHON_TYPE: dict[str, type[Exception]] = {
+    "NonRetryableError": NonRetryableError,
+    "TypeError": TypeError,
+    "ValueError": ValueError,
+}
+"""The errors that come back out of ``step.do`` as themselves on Cloudflare."""
+
+
+def error_record(exc: BaseException) -> dict[str, str]:
+    """``exc`` as the engine stores it: ``{"name", "message"}``."""
+    name = exc.name if isinstance(exc, StepError) else type(exc).__name__
+    message = exc.message if isinstance(exc, StepError) else str(exc)
+    return {"name": name, "message": message}
+
+
+def error_from_record(record: dict[str, str]) -> Exception:
+    """Rebuild the error ``step.do`` raises from a stored ``{"name", "message"}``."""
+    name, message = record.get("name", "Error"), record.get("message", "")
+    if message.startswith("NonRetryableError"):
+        name = "NonRetryableError"
+    cls = KEEPS_PYTHON_TYPE.get(name)
+    return cls(message) if cls is not None else StepError(message, name=name)

@@ -1,0 +1,310 @@
+"""`WorkflowStep`: the ``step`` object ``run()`` receives, with rollback options on ``step.do``.
+
+It mirrors the official Python SDK (decorator form, implicit dependencies by parameter
+name, a ``ctx`` parameter) and adds the JS call form and rollback options. Every call is
+validated here and handed to a `StepBackend`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any, Generic, TypeVar, overload
+
+from ._backend import RollbackHandler, RollbackOptions, StepBackend, StepCall
+from ._config import StepConfig, parse_step_config
+from ._context import RollbackContext, StepContext
+from ._durations import Duration
+from ._errors import InvalidStepConfigError
+
+T = TypeVar("T")
+ConfigLike = StepConfig | Mapping[str, Any] | None
+UserRollback = Callable[[RollbackContext[Any]], Awaitable[None] | None]
+
+MAX_STEP_NAME = 256
+_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
+def validate_step_name(name: object) -> str:
+    """Return ``name`` if Cloudflare accepts it as a step name, else raise."""
+    if not isinstance(name, str):
+        raise InvalidStepConfigError(f"Step name must be a string, got {type(name).__name__}")
+    if len(name) > MAX_STEP_NAME or _CONTROL.search(name):
+        raise InvalidStepConfigError(
+            f'Step name "{name}" exceeds max length ({MAX_STEP_NAME} chars) or invalid '
+            "characters found"
+        )
+    return name
+
+
+def make_rollback_options(
+    name: str, rollback: object, rollback_config: ConfigLike
+) -> RollbackOptions | None:
+    """Validate a handler and its config as the engine does; ``None`` if there is no handler."""
+    if rollback is None:
+        if rollback_config is not None:
+            raise InvalidStepConfigError(
+                f'Rollback for "{name}" must be a function (rollback_config was given '
+                "without a rollback handler)"
+            )
+        return None
+    if not callable(rollback):
+        raise InvalidStepConfigError(f'Rollback for "{name}" must be a function')
+    config = parse_step_config(rollback_config, step_name=name, rollback=True)
+    return RollbackOptions(handler=_as_async_handler(rollback), config=config)
+
+
+def _as_async_handler(fn: Callable[..., Any]) -> RollbackHandler:
+    async def handler(rb: RollbackContext[Any]) -> None:
+        result = fn(rb)
+        if inspect.isawaitable(result):
+            await result
+
+    handler.__qualname__ = getattr(fn, "__qualname__", "rollback")
+    return handler
+
+
+def _wants_ctx(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params
+    )
+
+
+async def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class StepFunction(Generic[T]):
+    """A function decorated with ``@step.do(...)``: await it to run the step.
+
+    Attach a rollback handler before it runs with ``@fn.rollback`` (optionally
+    ``@fn.rollback(config={...})``).
+    """
+
+    def __init__(
+        self,
+        step: WorkflowStep,
+        func: Callable[..., Any],
+        name: str,
+        *,
+        concurrent: bool,
+        config: StepConfig | None,
+        rollback: RollbackOptions | None,
+    ) -> None:
+        self._step = step
+        self._func = func
+        self._step_name = name
+        self._concurrent = concurrent
+        self._config = config
+        self._rollback = rollback
+        self.__name__ = getattr(func, "__name__", name)
+        self.__doc__ = func.__doc__
+
+    @property
+    def step_name(self) -> str:
+        """The name the step runs under."""
+        return self._step_name
+
+    @overload
+    def rollback(self, handler: UserRollback, /) -> UserRollback: ...
+    @overload
+    def rollback(
+        self, handler: None = None, /, *, config: ConfigLike = None
+    ) -> Callable[[UserRollback], UserRollback]: ...
+
+    def rollback(
+        self, handler: UserRollback | None = None, /, *, config: ConfigLike = None
+    ) -> UserRollback | Callable[[UserRollback], UserRollback]:
+        """Register ``handler`` as this step's rollback (decorator)."""
+
+        def attach(fn: UserRollback) -> UserRollback:
+            options = make_rollback_options(self._step_name, fn, config)
+            if self._rollback is not None:
+                raise InvalidStepConfigError(
+                    f'Step "{self._step_name}" already has a rollback handler'
+                )
+            self._rollback = options
+            return fn
+
+        return attach(handler) if handler is not None else attach
+
+    def __call__(self) -> Awaitable[T]:
+        return self._run()
+
+    async def _run(self) -> T:
+        step = self._step
+        deps = step._dependencies_of(self._func)
+        if self._concurrent:
+            results = await asyncio.gather(*(step._resolve(d) for d in deps))
+        else:
+            results = [await step._resolve(d) for d in deps]
+        func = self._func
+
+        async def callback(ctx: StepContext) -> Any:
+            args = [ctx if r is _CTX else r for r in results]
+            return await _call(func, *args)
+
+        call = StepCall(self._step_name, callback, self._config, self._rollback)
+        task = asyncio.ensure_future(step._backend.do(call))
+        step._in_flight[self] = task
+        try:
+            result: T = await task
+            step._memo[self] = result
+        finally:
+            step._in_flight.pop(self, None)
+        return result
+
+
+_CTX = object()
+
+
+class WorkflowStep:
+    """The ``step`` argument of ``run(event, step)``.
+
+    Example:
+        >>> async def run(self, event, step):          # doctest: +SKIP
+        ...     @step.do("charge", rollback=refund)
+        ...     async def charge():
+        ...         return {"charge_id": "ch_1"}
+        ...     await charge()
+        ...     await step.do("email", send_receipt)      # JS-style call form
+    """
+
+    def __init__(self, backend: StepBackend) -> None:
+        self._backend = backend
+        self.step_closures: dict[str, StepFunction[Any]] = {}
+        self._memo: dict[StepFunction[Any], Any] = {}
+        self._in_flight: dict[StepFunction[Any], asyncio.Future[Any]] = {}
+
+    @property
+    def backend(self) -> StepBackend:
+        """The backend executing this run's steps."""
+        return self._backend
+
+    @overload
+    def do(
+        self,
+        name: str | None = None,
+        callback: None = None,
+        *,
+        concurrent: bool = False,
+        config: ConfigLike = None,
+        rollback: UserRollback | None = None,
+        rollback_config: ConfigLike = None,
+    ) -> Callable[[Callable[..., Any]], StepFunction[Any]]: ...
+    @overload
+    def do(
+        self,
+        name: str,
+        callback: Callable[..., Any],
+        *,
+        concurrent: bool = False,
+        config: ConfigLike = None,
+        rollback: UserRollback | None = None,
+        rollback_config: ConfigLike = None,
+    ) -> Awaitable[Any]: ...
+
+    def do(
+        self,
+        name: str | Callable[..., Any] | None = None,
+        callback: Callable[..., Any] | None = None,
+        *,
+        concurrent: bool = False,
+        config: ConfigLike = None,
+        rollback: UserRollback | None = None,
+        rollback_config: ConfigLike = None,
+    ) -> Callable[[Callable[..., Any]], StepFunction[Any]] | StepFunction[Any] | Awaitable[Any]:
+        """Declare a step (decorator) or run one (call form).
+
+        Decorator: ``@step.do(name=None, *, concurrent=False, config=None, rollback=None,
+        rollback_config=None)`` returns a `StepFunction`; awaiting it runs the step.
+        Call form: ``await step.do(name, callback, *, config=None, rollback=None,
+        rollback_config=None)`` runs ``callback`` (given the ctx if it takes an argument).
+
+        Raises:
+            InvalidStepConfigError: a bad name, config, rollback or rollback_config.
+        """
+        if callable(name) and callback is None:
+            return self.do()(name)
+        if callback is not None:
+            if not isinstance(name, str):
+                raise InvalidStepConfigError("step.do(name, callback): name must be a string")
+            return self._do_now(name, callback, config, rollback, rollback_config)
+
+        def decorator(func: Callable[..., Any]) -> StepFunction[Any]:
+            step_name = validate_step_name(func.__name__ if name is None else name)
+            cfg = parse_step_config(config, step_name=step_name)
+            options = make_rollback_options(step_name, rollback, rollback_config)
+            fn: StepFunction[Any] = StepFunction(
+                self, func, step_name, concurrent=concurrent, config=cfg, rollback=options
+            )
+            self.step_closures[step_name] = fn
+            return fn
+
+        return decorator
+
+    def _do_now(
+        self,
+        name: str,
+        callback: Callable[..., Any],
+        config: ConfigLike,
+        rollback: UserRollback | None,
+        rollback_config: ConfigLike,
+    ) -> Awaitable[Any]:
+        validate_step_name(name)
+        if not callable(callback):
+            raise InvalidStepConfigError(f'Step "{name}" requires a callback function')
+        cfg = parse_step_config(config, step_name=name)
+        options = make_rollback_options(name, rollback, rollback_config)
+        pass_ctx = _wants_ctx(callback)
+
+        async def body(ctx: StepContext) -> Any:
+            return await (_call(callback, ctx) if pass_ctx else _call(callback))
+
+        return self._backend.do(StepCall(name, body, cfg, options))
+
+    def sleep(self, name: str, duration: Duration) -> Awaitable[None]:
+        """Sleep durably for ``duration`` (ms, timedelta, or ``"3 hours"``)."""
+        return self._backend.sleep(validate_step_name(name), duration)
+
+    def sleep_until(self, name: str, timestamp: datetime | int | float) -> Awaitable[None]:
+        """Sleep durably until ``timestamp`` (a datetime or epoch milliseconds)."""
+        return self._backend.sleep_until(validate_step_name(name), timestamp)
+
+    async def wait_for_event(
+        self, name: str, event_type: str, /, timeout: Duration = "24 hours"
+    ) -> dict[str, Any]:
+        """Wait for an event sent with ``instance.send_event(type=event_type, ...)``."""
+        return await self._backend.wait_for_event(validate_step_name(name), event_type, timeout)
+
+    # -- implicit dependencies, as in the official SDK ---------------------------------
+
+    def _dependencies_of(self, func: Callable[..., Any]) -> list[Any]:
+        deps: list[Any] = []
+        for p in inspect.signature(func).parameters.values():
+            if p.name in self.step_closures:
+                deps.append(self.step_closures[p.name])
+            elif p.name == "ctx":
+                deps.append(_CTX)
+            else:
+                raise TypeError(f"Received unexpected parameter {p.name}")
+        return deps
+
+    async def _resolve(self, dep: Any) -> Any:
+        if dep is _CTX:
+            return _CTX
+        if dep in self._memo:
+            return self._memo[dep]
+        if dep in self._in_flight:
+            return await self._in_flight[dep]
+        return await dep()
