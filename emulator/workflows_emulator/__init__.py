@@ -1,0 +1,44 @@
+"""A local, offline emulator of Cloudflare Workflows, with saga rollbacks.
+
+Instances persist through an SQLite stand-in for the Durable Object Cloudflare runs per
+instance; time is virtual by default, so sleeps and retry delays cost no wall time.
+
+Example:
+    >>> from workflows_emulator import Emulator          # doctest: +SKIP
+    >>> async with Emulator() as emu:
+    ...     wf = emu.workflow(Transfer, name="transfer")
+    ...     inst = await wf.create(id="t-1", params={"amount": 10})
+    ...     print(await inst.wait())
+"""
+
+from __future__ import annotations
+
+from .clock import Clock, RealClock, VirtualClock
+from .durable_object import DurableObjectNamespace, DurableObjectStorage
+from .emulator import Emulator, Instance, Workflow
+from .engine import StepRow, WorkflowTimeoutError
+from .errors import (
+    EmulatorError,
+    InstanceNotFoundError,
+    InvalidActionError,
+    ProjectConfigError,
+    WorkflowError,
+)
+
+__all__ = [
+    "Clock",
+    "DurableObjectNamespace",
+    "DurableObjectStorage",
+    "Emulator",
+    "EmulatorError",
+    "Instance",
+    "InstanceNotFoundError",
+    "InvalidActionError",
+    "ProjectConfigError",
+    "RealClock",
+    "StepRow",
+    "VirtualClock",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowTimeoutError",
+]

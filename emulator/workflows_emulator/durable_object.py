@@ -1,0 +1,220 @@
+"""A stand-in for one Durable Object's storage, backed by its own SQLite file (WAL).
+
+The engine persists only through this interface, the shape Cloudflare's Workflows engine
+uses: ``sql.exec``, key-value ``get/put/delete/list``, ``transaction()`` and one alarm.
+Nothing else in the emulator opens SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .errors import EmulatorError
+
+_SAFE_NAME = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}$")
+
+
+class SqlCursor:
+    """The result of `SqlStorage.exec`: rows as dicts, like the Durable Objects cursor."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+        self.column_names: list[str] = [d[0] for d in cursor.description or ()]
+        self.rows_written = cursor.rowcount if cursor.rowcount > 0 else 0
+        self.last_row_id = cursor.lastrowid
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for row in self._cursor:
+            yield dict(zip(self.column_names, row, strict=True))
+
+    def to_array(self) -> list[dict[str, Any]]:
+        """All remaining rows."""
+        return list(self)
+
+    def raw(self) -> list[tuple[Any, ...]]:
+        """All remaining rows as tuples."""
+        return self._cursor.fetchall()
+
+    def one(self) -> dict[str, Any]:
+        """Exactly one row, or `EmulatorError`."""
+        rows = self.to_array()
+        if len(rows) != 1:
+            raise EmulatorError(f"Expected exactly one result from SQL query, got {len(rows)}")
+        return rows[0]
+
+    def first(self) -> dict[str, Any] | None:
+        """The first row, or ``None``."""
+        row = self._cursor.fetchone()
+        return None if row is None else dict(zip(self.column_names, row, strict=True))
+
+
+class SqlStorage:
+    """``storage.sql``: run SQL against this object's database."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def exec(self, query: str, *bindings: Any) -> SqlCursor:
+        """Run one statement with ``?`` bindings and return its cursor."""
+        return SqlCursor(self._conn.execute(query, bindings))
+
+    def exec_many(self, query: str, rows: list[tuple[Any, ...]]) -> None:
+        """Run one statement for each binding tuple in ``rows``."""
+        self._conn.executemany(query, rows)
+
+
+class DurableObjectStorage:
+    """One Durable Object's storage: SQL, key-value, transactions and an alarm.
+
+    Each statement outside `transaction` commits on its own; inside, all commit together
+    or not at all. WAL with ``synchronous=NORMAL`` survives a killed process.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS _kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS _alarm (id INTEGER PRIMARY KEY CHECK (id = 0), "
+                "at REAL NOT NULL)"
+            )
+        except sqlite3.DatabaseError as exc:
+            raise EmulatorError(
+                f"cannot open state file {self.path}: {exc}. It is not a workflows-emulator "
+                "state file, or it is damaged; point the emulator at another state directory"
+            ) from exc
+        self.sql = SqlStorage(self._conn)
+        self._depth = 0
+
+    # -- transactions -------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[DurableObjectStorage]:
+        """Group writes: committed together when the block ends, rolled back on error."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = 0
+            self._conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._conn.execute("COMMIT")
+
+    # -- key-value ----------------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The JSON value stored under ``key``, or ``default``."""
+        row = self._conn.execute("SELECT value FROM _kv WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def put(self, key: str, value: Any) -> None:
+        """Store ``value`` (JSON-serialisable) under ``key``."""
+        self._conn.execute(
+            "INSERT INTO _kv (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    def put_many(self, entries: Mapping[str, Any]) -> None:
+        """Store several keys in one transaction."""
+        with self.transaction():
+            for key, value in entries.items():
+                self.put(key, value)
+
+    def delete(self, key: str) -> bool:
+        """Delete ``key``; True if it existed."""
+        return self._conn.execute("DELETE FROM _kv WHERE key = ?", (key,)).rowcount > 0
+
+    def list(self, prefix: str = "") -> dict[str, Any]:
+        """All keys starting with ``prefix``, in key order."""
+        rows = self._conn.execute(
+            "SELECT key, value FROM _kv WHERE substr(key, 1, ?) = ? ORDER BY key",
+            (len(prefix), prefix),
+        )
+        return {k: json.loads(v) for k, v in rows}
+
+    def delete_all(self) -> None:
+        """Erase every table of this object (as ``storage.deleteAll()``)."""
+        with self.transaction():
+            tables = [
+                r[0]
+                for r in self._conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite_%'"
+                )
+            ]
+            for table in tables:
+                self._conn.execute(f'DELETE FROM "{table}"')
+
+    # -- the alarm ----------------------------------------------------------------------
+
+    def set_alarm(self, at_ms: float) -> None:
+        """Schedule this object's alarm for ``at_ms`` (epoch ms), replacing any other."""
+        self._conn.execute("INSERT OR REPLACE INTO _alarm (id, at) VALUES (0, ?)", (at_ms,))
+
+    def get_alarm(self) -> float | None:
+        """The scheduled alarm time in epoch ms, or ``None``."""
+        row = self._conn.execute("SELECT at FROM _alarm WHERE id = 0").fetchone()
+        return None if row is None else float(row[0])
+
+    def delete_alarm(self) -> None:
+        """Cancel the alarm."""
+        self._conn.execute("DELETE FROM _alarm WHERE id = 0")
+
+    def close(self) -> None:
+        """Close the database (further use raises)."""
+        self._conn.close()
+
+
+class DurableObjectNamespace:
+    """Maps object names to their storage files under one directory, never outside it."""
+
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory).resolve()
+
+    def path_for(self, name: str) -> Path:
+        """The file of object ``name``; refuses names that could leave the directory."""
+        if not isinstance(name, str) or not _SAFE_NAME.match(name):
+            raise EmulatorError(
+                f"invalid object name {name!r}: use 1-100 characters from a-z, A-Z, 0-9, "
+                "'-' and '_', starting with a letter, digit or '_'"
+            )
+        path = (self.directory / f"{name}.sqlite").resolve()
+        if path.parent != self.directory:
+            raise EmulatorError(f"object name {name!r} escapes {self.directory}")
+        return path
+
+    def open(self, name: str) -> DurableObjectStorage:
+        """Open (creating if needed) object ``name``'s storage."""
+        return DurableObjectStorage(self.path_for(name))
+
+    def exists(self, name: str) -> bool:
+        """Whether object ``name`` has a storage file."""
+        return self.path_for(name).exists()
+
+    def remove(self, name: str) -> None:
+        """Delete object ``name``'s files."""
+        path = self.path_for(name)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -1,0 +1,33 @@
+"""The emulator's exceptions.
+
+Tree::
+
+    Exception
+    └── EmulatorError                 root of everything the emulator raises itself
+        ├── WorkflowError             an instance/binding call Cloudflare would refuse
+        │   ├── InstanceNotFoundError ``get`` of an unknown id
+        │   └── InvalidActionError    pause/resume/terminate/... not valid in this state
+        └── ProjectConfigError        a wrangler.toml / wrangler.jsonc problem
+"""
+
+from __future__ import annotations
+
+
+class EmulatorError(Exception):
+    """Root of the errors raised by `workflows_emulator` itself."""
+
+
+class WorkflowError(EmulatorError):
+    """A binding or instance call Cloudflare would refuse; the message is Cloudflare's."""
+
+
+class InstanceNotFoundError(WorkflowError):
+    """No instance with that id exists in this workflow."""
+
+
+class InvalidActionError(WorkflowError):
+    """The action is not valid in the instance's current state."""
+
+
+class ProjectConfigError(EmulatorError):
+    """A problem in the project's wrangler config; the message names the file and key."""

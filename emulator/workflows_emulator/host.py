@@ -1,0 +1,44 @@
+"""What an `InstanceEngine` needs from the emulator that hosts it (the engine's only outward seam)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .clock import Clock
+
+if TYPE_CHECKING:
+    from .engine import InstanceEngine
+
+
+class EngineHost(Protocol):
+    """Services shared by every instance of one emulator."""
+
+    clock: Clock
+    step_limit: int
+
+    async def acquire_slot(self, engine: InstanceEngine, waking: bool = False) -> None:
+        """Wait for a concurrency slot (``queued`` until then). Waking instances go first."""
+        ...
+
+    def release_slot(self, engine: InstanceEngine) -> None:
+        """Give back the slot, if the engine holds one."""
+        ...
+
+    def busy_changed(self, delta: int) -> None:
+        """A step callback or rollback handler started (+1) or ended (-1)."""
+        ...
+
+    def activity(self) -> None:
+        """Something happened that a waiter may want to look at."""
+        ...
+
+    def status_changed(self, engine: InstanceEngine) -> None:
+        """The instance's status changed (already persisted in its own storage)."""
+        ...
+
+    def logged(
+        self, engine: InstanceEngine, event_id: int, event: str, step: str | None, attempt: int | None,
+        data: dict[str, Any] | None, ts: float,
+    ) -> None:
+        """An event was appended to the instance's log."""
+        ...

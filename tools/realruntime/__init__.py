@@ -1,0 +1,1 @@
+"""Tooling to run this project's Python Workflows for real, offline, under workerd + wrangler."""
