@@ -266,23 +266,23 @@ class Emulator:
         while not done():
             if deadline is not None and loop.time() > deadline:
                 raise TimeoutError(f"instance {engine.id} is still {engine.status}")
-            if isinstance(clock, VirtualClock) and self._busy == 0 and await self._quiet():
+            if isinstance(clock, VirtualClock) and self._busy == 0:
+                if not await self._quiet():
+                    continue  # something ran: look again
                 if done():
                     return
+                if not engine.running and engine.status == "paused":
+                    raise EmulatorError(
+                        f"instance {engine.id} is paused: resume() it before waiting on it"
+                    )
                 nxt = clock.next_deadline()
                 if nxt is None:
                     raise EmulatorError(
                         f"instance {engine.id} is {engine.status} and nothing can move it on: "
-                        + ("resume() it first" if engine.status == "paused" else
-                           "no timer is pending and no step is running")
+                        "no timer is pending and no step is running"
                     )
                 clock.advance_to(nxt)
                 continue
-            if not engine.running and not done():
-                if engine.status == "paused":
-                    raise EmulatorError(
-                        f"instance {engine.id} is paused: resume() it before waiting on it"
-                    )
             await self._wait_activity(0.05 if self._busy else 0.5)
 
     # -- EngineHost ------------------------------------------------------------------------------

@@ -68,12 +68,18 @@ def _as_async_handler(fn: Callable[..., Any]) -> RollbackHandler:
 
 
 def _wants_ctx(fn: Callable[..., Any]) -> bool:
+    """Whether a call-form callback takes the ctx: it has a required positional parameter.
+
+    Parameters with defaults (``lambda n=name: ...``) are left alone.
+    """
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return True
     return any(
-        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params
+        p.kind == p.VAR_POSITIONAL
+        or (p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty)
+        for p in params
     )
 
 

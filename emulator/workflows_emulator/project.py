@@ -1,0 +1,363 @@
+"""Loads a Worker project (``wrangler.toml`` / ``wrangler.jsonc``) and runs it on an `Emulator`.
+
+Example:
+    >>> project = load_project("examples/transfer-project/wrangler.toml")   # doctest: +SKIP
+    >>> async with open_runtime(project, ".wf-state", clock="real") as rt:
+    ...     inst = await rt.workflows["transfer"].create(params={"amount": 10})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import re
+import sys
+import tomllib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .emulator import ID_PATTERN, MAX_NAME, Emulator, Workflow
+from .errors import ProjectConfigError
+
+CONFIG_NAMES = ("wrangler.toml", "wrangler.jsonc", "wrangler.json")
+BINDING_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PYTHON_WORKFLOWS_IMPLIED = "2025-09-20"
+MIN_WORKFLOWS_DATE = "2024-10-22"
+PRODUCTION_MAX_STEPS = 25_000
+
+
+@dataclass(frozen=True)
+class WorkflowConfig:
+    """One ``[[workflows]]`` entry."""
+
+    name: str
+    binding: str
+    class_name: str
+    step_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Project:
+    """A parsed wrangler config: where the code is and what it binds."""
+
+    config_path: Path
+    name: str
+    main: Path
+    compatibility_date: str
+    compatibility_flags: tuple[str, ...]
+    workflows: tuple[WorkflowConfig, ...]
+    vars: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def root(self) -> Path:
+        """The folder holding the wrangler file."""
+        return self.config_path.parent
+
+    def workflow(self, name: str) -> WorkflowConfig:
+        """The ``[[workflows]]`` entry called ``name``."""
+        for wf in self.workflows:
+            if wf.name == name:
+                return wf
+        known = ", ".join(w.name for w in self.workflows) or "none"
+        raise ProjectConfigError(
+            f'{self.config_path}: no workflow named "{name}" in [[workflows]] (known: {known}); '
+            "check the name or add a [[workflows]] entry"
+        )
+
+
+def find_config(path: str | Path | None) -> Path:
+    """The wrangler file ``path`` names (a file or a folder), or the one in the cwd."""
+    base = Path(path) if path is not None else Path.cwd()
+    if base.is_dir():
+        for candidate in CONFIG_NAMES:
+            if (base / candidate).is_file():
+                return base / candidate
+        raise ProjectConfigError(
+            f"{base}: no wrangler.toml or wrangler.jsonc here; pass --config path/to/wrangler.toml"
+        )
+    if not base.is_file():
+        raise ProjectConfigError(f"{base}: file not found; pass --config path/to/wrangler.toml")
+    return base
+
+
+def _strip_jsonc(text: str) -> str:
+    """Remove comments and trailing commas outside strings (JSONC -> JSON)."""
+    out: list[str] = []
+    i, n, in_str = 0, len(text), False
+    while i < n:
+        c = text[i]
+        if in_str:
+            out.append(c)
+            if c == "\\" and i + 1 < n:
+                out.append(text[i + 1])
+                i += 1
+            elif c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+            out.append(c)
+        elif text.startswith("//", i):
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            chunk = text[i : (n if end < 0 else end + 2)]
+            out.append("\n" * chunk.count("\n"))
+            i = n if end < 0 else end + 2
+            continue
+        else:
+            out.append(c)
+        i += 1
+    return re.sub(r",(\s*[\]}])", r"\1", "".join(out))
+
+
+def _read_raw(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        data = json.loads(_strip_jsonc(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise ProjectConfigError(f"{path}: malformed TOML: {exc}; fix the syntax") from exc
+    except json.JSONDecodeError as exc:
+        raise ProjectConfigError(
+            f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}; "
+            "fix the syntax"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ProjectConfigError(f"{path}: the top level must be an object; fix the file")
+    return data
+
+
+def _need_str(path: Path, data: dict[str, Any], key: str, where: str, fix: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        got = "nothing" if value is None else repr(value)
+        raise ProjectConfigError(
+            f'{path}: {where} should have a string "{key}" field but got {got}; {fix}'
+        )
+    return value
+
+
+def _parse_workflow(path: Path, index: int, raw: object) -> WorkflowConfig:
+    where = f"[[workflows]] entry #{index + 1}"
+    if not isinstance(raw, dict):
+        raise ProjectConfigError(f"{path}: {where} must be a table; fix the entry")
+    name = _need_str(path, raw, "name", where, 'add name = "my-workflow"')
+    if len(name) > MAX_NAME or not ID_PATTERN.match(name):
+        raise ProjectConfigError(
+            f'{path}: {where} key "name" = {name!r} is invalid; use 1-{MAX_NAME} characters '
+            "from a-z, A-Z, 0-9, '-' and '_', not starting with '-'"
+        )
+    binding = _need_str(path, raw, "binding", where, 'add binding = "MY_WORKFLOW"')
+    if not BINDING_PATTERN.match(binding):
+        raise ProjectConfigError(
+            f'{path}: {where} key "binding" = {binding!r} is not a valid binding name; use a '
+            "Python identifier such as MY_WORKFLOW (it becomes env.MY_WORKFLOW)"
+        )
+    class_name = _need_str(path, raw, "class_name", where,
+                           'add class_name = "MyWorkflow" (the class exported by main)')
+    if raw.get("script_name"):
+        raise ProjectConfigError(
+            f'{path}: {where} key "script_name" binds a workflow of another Worker, which the '
+            "emulator cannot run; remove script_name and run that Worker's own project"
+        )
+    limits = raw.get("limits") or {}
+    steps = limits.get("steps") if isinstance(limits, dict) else None
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+        raise ProjectConfigError(
+            f'{path}: {where} key "limits.steps" = {steps!r} must be a positive integer; '
+            "fix [workflows.limits] steps"
+        )
+    return WorkflowConfig(name, binding, class_name, steps)
+
+
+def load_project(path: str | Path | None = None) -> Project:
+    """Parse and check a wrangler config (a file, or a folder holding one).
+
+    Raises:
+        ProjectConfigError: the message names the file, the key and the fix.
+    """
+    cfg = find_config(path).resolve()
+    data = _read_raw(cfg)
+    main_s = _need_str(cfg, data, "main", "the config", 'add main = "src/entry.py"')
+    main = (cfg.parent / main_s).resolve()
+    if not main.is_file():
+        raise ProjectConfigError(
+            f'{cfg}: key "main" = {main_s!r} points at {main}, which does not exist; fix the path'
+        )
+    date = data.get("compatibility_date", "")
+    if not isinstance(date, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
+        raise ProjectConfigError(
+            f'{cfg}: key "compatibility_date" = {date!r} must be a date like "2025-10-01"; '
+            "set it"
+        )
+    flags = data.get("compatibility_flags", [])
+    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        raise ProjectConfigError(
+            f'{cfg}: key "compatibility_flags" must be a list of strings; fix it'
+        )
+    if main.suffix == ".py" and "python_workers" not in flags:
+        raise ProjectConfigError(
+            f'{cfg}: key "compatibility_flags": `python_workers` compat flag not specified in '
+            'wrangler config; add "python_workers" to compatibility_flags'
+        )
+    raw_wfs = data.get("workflows", [])
+    if not isinstance(raw_wfs, list):
+        raise ProjectConfigError(f'{cfg}: key "workflows" must be a list ([[workflows]]); fix it')
+    workflows = tuple(_parse_workflow(cfg, i, raw) for i, raw in enumerate(raw_wfs))
+    _check_workflows(cfg, workflows, date, flags)
+    vars_ = data.get("vars", {})
+    if not isinstance(vars_, dict):
+        raise ProjectConfigError(f'{cfg}: key "vars" must be a table of NAME = value; fix it')
+    for key in vars_:
+        if any(w.binding == key for w in workflows):
+            raise ProjectConfigError(
+                f'{cfg}: key "vars.{key}" has the same name as a workflow binding; rename one'
+            )
+    warnings = tuple(
+        f'{cfg}: [workflows.limits] steps = {w.step_limit} for "{w.name}" exceeds the '
+        f"production maximum of {PRODUCTION_MAX_STEPS:,}"
+        for w in workflows if w.step_limit and w.step_limit > PRODUCTION_MAX_STEPS
+    )
+    name = data.get("name") if isinstance(data.get("name"), str) else cfg.parent.name
+    return Project(cfg, str(name), main, date, tuple(flags), workflows, dict(vars_), warnings)
+
+
+def _check_workflows(cfg: Path, workflows: tuple[WorkflowConfig, ...], date: str,
+                     flags: list[str]) -> None:
+    seen_names: set[str] = set()
+    seen_bindings: set[str] = set()
+    for wf in workflows:
+        if wf.name in seen_names:
+            raise ProjectConfigError(
+                f'{cfg}: [[workflows]] name "{wf.name}" is used twice; give each a unique name'
+            )
+        if wf.binding in seen_bindings:
+            raise ProjectConfigError(
+                f'{cfg}: [[workflows]] binding "{wf.binding}" is used twice; give each workflow '
+                "its own binding"
+            )
+        seen_names.add(wf.name)
+        seen_bindings.add(wf.binding)
+    if not workflows:
+        return
+    if date < MIN_WORKFLOWS_DATE:
+        raise ProjectConfigError(
+            f'{cfg}: key "compatibility_date" = "{date}": Workflows need a compatibility date '
+            f"of {MIN_WORKFLOWS_DATE} or later; raise it"
+        )
+    if "disable_python_workflows" in flags or (
+        date < PYTHON_WORKFLOWS_IMPLIED and "python_workflows" not in flags
+    ):
+        raise ProjectConfigError(
+            f'{cfg}: key "compatibility_flags": Python Workflows need the "python_workflows" '
+            f"flag (implied by python_workers from {PYTHON_WORKFLOWS_IMPLIED}); add it"
+        )
+
+
+# -- importing the entry module -----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def project_imports(project: Project) -> Iterator[None]:
+    """Put the project's folders on ``sys.path`` and the ``workers`` stand-in in sys.modules."""
+    from .workers_shim.install import installed
+
+    folders = [project.main.parent, project.root]
+    vendored = project.root / "python_modules"
+    if vendored.is_dir():
+        folders.append(vendored)
+    added = [str(f) for f in folders if str(f) not in sys.path]
+    sys.path[:0] = added
+    try:
+        with installed():
+            yield
+    finally:
+        for entry in added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(entry)
+
+
+def import_entry(project: Project) -> ModuleType:
+    """Import the ``main`` module (call inside `project_imports`)."""
+    mod_name = f"_wf_entry_{abs(hash(str(project.main)))}"
+    spec = importlib.util.spec_from_file_location(mod_name, project.main)
+    if spec is None or spec.loader is None:
+        raise ProjectConfigError(f'{project.config_path}: key "main": cannot import {project.main}')
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(mod_name, None)
+        raise ProjectConfigError(
+            f'{project.config_path}: key "main": importing {project.main} failed with '
+            f"{type(exc).__name__}: {exc}; fix the module"
+        ) from exc
+    for wf in project.workflows:
+        cls = getattr(module, wf.class_name, None)
+        if not isinstance(cls, type) or not callable(getattr(cls, "run", None)):
+            raise ProjectConfigError(
+                f'{project.config_path}: [[workflows]] "{wf.name}" key "class_name" = '
+                f'"{wf.class_name}", but {project.main.name} defines no such class with a '
+                f"run(self, event, step) method; export class {wf.class_name}(WorkflowEntrypoint) "
+                "or fix class_name"
+            )
+    return module
+
+
+# -- the running project ---------------------------------------------------------------------
+
+
+@dataclass
+class Runtime:
+    """A project running on an emulator: its module, env and workflow bindings."""
+
+    project: Project
+    emulator: Emulator
+    module: ModuleType
+    env: Any
+    workflows: dict[str, Workflow]
+
+
+@contextlib.contextmanager
+def open_runtime_sync(project: Project, state_dir: str | Path, *, clock: str = "real",
+                      start: bool = False) -> Iterator[Runtime]:
+    """Load ``project`` on a new `Emulator` without starting any instance (no event loop).
+
+    Use it for reads, or to run only the instances you drive. Close with ``emulator.close()``
+    inside a loop (the caller's job).
+    """
+    from .workers_shim.env import make_env
+
+    with project_imports(project):
+        module = import_entry(project)
+        limits = {w.step_limit for w in project.workflows if w.step_limit}
+        emu = Emulator(state_dir, clock=clock, step_limit=max(limits) if limits else 10_000)
+        env, bindings = make_env(project, emu)
+        workflows = {
+            wf.name: emu.workflow(getattr(module, wf.class_name), name=wf.name, env=env)
+            for wf in project.workflows
+        }
+        for wf in project.workflows:
+            bindings[wf.binding].attach(workflows[wf.name])
+        yield Runtime(project, emu, module, env, workflows)
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(project: Project, state_dir: str | Path, *,
+                       clock: str = "real") -> AsyncIterator[Runtime]:
+    """Load ``project``, resume its unfinished instances, and close cleanly on exit."""
+    with open_runtime_sync(project, state_dir, clock=clock) as rt:
+        try:
+            await rt.emulator.__aenter__()
+            yield rt
+        finally:
+            await rt.emulator.close()
