@@ -237,17 +237,17 @@ class Emulator:
         await self._settle()
 
     async def _settle(self) -> None:
-        """Let instances run until nothing is ready and no step callback is in flight."""
-        while not await self._quiet():
-            if self._busy:
-                await self._wait_activity(0.05)
+        """Let instances run until nothing more is ready (running callbacks may go on)."""
+        for _ in range(10_000):
+            if await self._quiet(ignore_busy=True):
+                return
 
-    async def _quiet(self) -> bool:
+    async def _quiet(self, ignore_busy: bool = False) -> bool:
         loop = asyncio.get_running_loop()
         for _ in range(3):
             mark = self._activity_count
             await asyncio.sleep(0)
-            if self._busy or mark != self._activity_count:
+            if (self._busy and not ignore_busy) or mark != self._activity_count:
                 return False
         return not getattr(loop, "_ready", ())
 

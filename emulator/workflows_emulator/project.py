@@ -328,22 +328,23 @@ class Runtime:
 
 
 @contextlib.contextmanager
-def open_runtime_sync(project: Project, state_dir: str | Path, *, clock: str = "real",
-                      start: bool = False) -> Iterator[Runtime]:
+def open_runtime_sync(project: Project, state_dir: str | Path, *,
+                      clock: str = "real") -> Iterator[Runtime]:
     """Load ``project`` on a new `Emulator` without starting any instance (no event loop).
 
     Use it for reads, or to run only the instances you drive. Close with ``emulator.close()``
     inside a loop (the caller's job).
     """
-    from .workers_shim.env import make_env
+    from .workers_shim.env import ExecutionContext, make_env
 
     with project_imports(project):
         module = import_entry(project)
         limits = {w.step_limit for w in project.workflows if w.step_limit}
         emu = Emulator(state_dir, clock=clock, step_limit=max(limits) if limits else 10_000)
-        env, bindings = make_env(project, emu)
+        env, bindings = make_env(project)
         workflows = {
-            wf.name: emu.workflow(getattr(module, wf.class_name), name=wf.name, env=env)
+            wf.name: emu.workflow(getattr(module, wf.class_name), name=wf.name, env=env,
+                                  ctx=ExecutionContext())
             for wf in project.workflows
         }
         for wf in project.workflows:

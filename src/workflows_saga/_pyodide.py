@@ -81,7 +81,8 @@ def parse_js_error(name: str | None, message: str | None) -> dict[str, str]:
     text = message
     if text.startswith("PythonError: "):
         text = text[len("PythonError: ") :]
-    if name == "PythonError" or "Traceback (most recent call last)" in text:
+    from_python = name == "PythonError" or message.startswith("PythonError")
+    if from_python or "Traceback (most recent call last)" in text:
         lines = [line for line in text.splitlines() if line.strip()]
         match = _TRACEBACK_LAST_LINE.match(lines[-1].strip()) if lines else None
         if match is not None:
@@ -201,9 +202,7 @@ class PyodideStepBackend(StepBackend):
         else:
             await self._js_step.sleepUntil(name, _rpc().python_to_rpc(when))
 
-    async def wait_for_event(
-        self, name: str, event_type: str, timeout: Duration
-    ) -> dict[str, Any]:
+    async def wait_for_event(self, name: str, event_type: str, timeout: Duration) -> dict[str, Any]:
         try:
             if self._sdk_step is not None:
                 result = await self._sdk_step.wait_for_event(

@@ -170,8 +170,9 @@ def _fingerprint(pyodide_dir: Path) -> str:
     return h.hexdigest()
 
 
-def build(pyodide_dir: Path = DEFAULT_PYODIDE, out_dir: Path = DEFAULT_OUT, *,
-          force: bool = False) -> Path:
+def build(
+    pyodide_dir: Path = DEFAULT_PYODIDE, out_dir: Path = DEFAULT_OUT, *, force: bool = False
+) -> Path:
     """Write ``out_dir/pyodide_dev.capnp.bin`` unless an up-to-date one is there; return it."""
     pkg = pyodide_dir / "package.json"
     if not pkg.is_file():
@@ -185,13 +186,21 @@ def build(pyodide_dir: Path = DEFAULT_PYODIDE, out_dir: Path = DEFAULT_OUT, *,
     if not force and out.is_file() and stamp.is_file() and stamp.read_text() == key:
         return out
     asm = patch_pyodide_asm((pyodide_dir / "pyodide.asm.mjs").read_text(encoding="utf-8"))
-    message = encode_bundle([
-        ("pyodideRuntime-internal:pyodide.asm", KIND_SRC, asm.encode("utf-8")),
-        ("pyodideRuntime-internal:pyodide.asm.wasm", KIND_WASM,
-         (pyodide_dir / "pyodide.asm.wasm").read_bytes()),
-        ("pyodideRuntime-internal:python_stdlib.zip", KIND_DATA,
-         (pyodide_dir / "python_stdlib.zip").read_bytes()),
-    ])
+    message = encode_bundle(
+        [
+            ("pyodideRuntime-internal:pyodide.asm", KIND_SRC, asm.encode("utf-8")),
+            (
+                "pyodideRuntime-internal:pyodide.asm.wasm",
+                KIND_WASM,
+                (pyodide_dir / "pyodide.asm.wasm").read_bytes(),
+            ),
+            (
+                "pyodideRuntime-internal:python_stdlib.zip",
+                KIND_DATA,
+                (pyodide_dir / "python_stdlib.zip").read_bytes(),
+            ),
+        ]
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_bytes(message)

@@ -49,9 +49,7 @@ def npm_ci(force: bool) -> bool:
     npm = shutil.which("npm")
     if npm is None:
         raise SystemExit("setup: npm is not on PATH (any Node >= 18 with npm can run `npm ci`)")
-    subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=REPO, check=True
-    )
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=REPO, check=True)
     NPM_STAMP.parent.mkdir(parents=True, exist_ok=True)
     NPM_STAMP.write_text(digest)
     return True

@@ -37,8 +37,20 @@ def install_sdk(python_modules: Path, *, python: str = sys.executable) -> None:
         return
     python_modules.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-         "--no-compile", "--upgrade", "--target", str(python_modules), SDK_REQUIREMENT],
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--no-compile",
+            "--upgrade",
+            "--target",
+            str(python_modules),
+            SDK_REQUIREMENT,
+        ],
         check=True,
     )
     for cache in python_modules.rglob("__pycache__"):
@@ -58,11 +70,7 @@ def sync_package(python_modules: Path, source: Path = PACKAGE_SRC) -> bool:
         if p.is_file() and not _ignore("", [p.name]) and "__pycache__" not in p.parts
     }
     if target.is_dir():
-        current = {
-            p.relative_to(target): p.read_bytes()
-            for p in target.rglob("*")
-            if p.is_file()
-        }
+        current = {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()}
         if current == wanted:
             return False
         shutil.rmtree(target)

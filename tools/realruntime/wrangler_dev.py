@@ -58,9 +58,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def check_prerequisites() -> None:
     """Raise `WranglerDevError` naming what `tools/realruntime/setup.py` must build first."""
     missing = [
-        str(p.relative_to(REPO))
-        for p in (NODE_BIN / "node", WRANGLER, BUNDLE)
-        if not p.exists()
+        str(p.relative_to(REPO)) for p in (NODE_BIN / "node", WRANGLER, BUNDLE) if not p.exists()
     ]
     if missing:
         raise WranglerDevError(
@@ -114,14 +112,22 @@ class WranglerDev:
         check_prerequisites()
         self._state_dir = tempfile.TemporaryDirectory(prefix="wrangler-state-")
         cmd = [
-            str(NODE_BIN / "node"), str(WRANGLER), "dev",
-            "--config", str(self.config),
-            "--ip", "127.0.0.1",
-            "--port", str(self.port),
-            "--inspector-port", str(free_port()),
-            "--persist-to", self._state_dir.name,
+            str(NODE_BIN / "node"),
+            str(WRANGLER),
+            "dev",
+            "--config",
+            str(self.config),
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--inspector-port",
+            str(free_port()),
+            "--persist-to",
+            self._state_dir.name,
             "--show-interactive-dev-session=false",
-            "--log-level", "info",
+            "--log-level",
+            "info",
         ]
         started = time.monotonic()
         self._proc = subprocess.Popen(

@@ -5,6 +5,7 @@ HTTP API (driven by tests/e2e over 127.0.0.1):
     GET  /status/<id>           the instance's ``status()``, as JSON
     GET  /trace/<id>            what the workflow and its rollback handlers recorded
     POST /terminate/<id>        ``terminate(rollback=True)`` (``?rollback=0`` for a plain one)
+    GET  /events/<id>           the instance's ``subscribe()`` events (once it has finished)
     POST /event/<id>/<type>     ``send_event``
 
 Every forward step and rollback handler appends an entry to a Durable Object named after the
@@ -15,6 +16,7 @@ import asyncio
 import json
 from urllib.parse import parse_qs, urlparse
 
+from js import JSON
 from workers import DurableObject, Response, WorkerEntrypoint, python_to_rpc
 
 from workflows_saga import NonRetryableError, StepError, WorkflowEntrypoint
@@ -188,7 +190,9 @@ class SagaE2E(WorkflowEntrypoint):
 
         await step.do("first", lambda: 1, rollback=undo_first)
         await step.do(
-            "charge", lambda: {"charge": "c-9"}, rollback=flaky_refund,
+            "charge",
+            lambda: {"charge": "c-9"},
+            rollback=flaky_refund,
             rollback_config={"retries": FAST_RETRY, "timeout": "30 seconds"},
         )
 
@@ -283,6 +287,8 @@ class Default(WorkerEntrypoint):
                 rollback = query.get("rollback", ["1"])[0] != "0"
                 await instance.terminate(rollback=rollback)
                 return _json({"terminated": parts[1], "rollback": rollback})
+            if request.method == "GET" and len(parts) == 2 and parts[0] == "events":
+                return _json(await self._events(parts[1]))
             if request.method == "POST" and len(parts) == 3 and parts[0] == "event":
                 instance = await self.env.SAGA.get(parts[1])
                 await instance.send_event(type=parts[2], payload={"from": "test"})
@@ -290,3 +296,17 @@ class Default(WorkerEntrypoint):
         except Exception as exc:
             return _json({"error": type(exc).__name__, "message": str(exc)}, status=500)
         return _json({"error": "not found", "path": url.path}, status=404)
+
+    async def _events(self, instance_id):
+        # subscribe() is not wrapped by the SDK: use the raw JS instance; the subscription
+        # ends after the workflow_completed / _errored / _terminated event.
+        instance = await self.env.SAGA.get(instance_id)
+        raw = getattr(instance, "_binding", instance)
+        subscription = await raw.subscribe()
+        events = []
+        for _ in range(500):
+            item = await subscription.next()
+            if item.done:
+                break
+            events.append(json.loads(JSON.stringify(item.value)))
+        return events
