@@ -77,7 +77,7 @@ class VirtualClock:
     virtual = True
 
     def __init__(self, start_ms: float | None = None) -> None:
-        self._now = time.time() * 1000.0 if start_ms is None else float(start_ms)
+        self._now = float(int(time.time() * 1000) if start_ms is None else start_ms)
         self._timers: list[tuple[float, int, _VirtualTimer]] = []
         self._seq = itertools.count()
 

@@ -22,10 +22,11 @@ import asyncio
 import contextlib
 import inspect
 import json
+import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -40,6 +41,7 @@ from .workers_shim.http import Request, Response
 API_PREFIX = "/__workflows/api"
 ACTIONS = ("pause", "resume", "restart", "terminate")
 MAX_BODY = 10 << 20
+LOCK_FILE = "devserver.json"
 Result = tuple[int, Any]
 
 
@@ -176,6 +178,11 @@ class InstanceApi:
     async def _settled(self, inst: Instance) -> dict[str, Any]:
         status: dict[str, Any] = await inst.status()
         if self.foreground and status["status"] not in TERMINAL | {"paused"}:
+            if status["status"] == "waiting":
+                # Parked by an earlier process: start it so it can consume what just arrived.
+                # It may park again before we see "running", hence the short timeout.
+                with contextlib.suppress(TimeoutError):
+                    await inst.wait(until={"running", "queued"}, timeout=0.3)
             status = await inst.wait(until={"waiting", "paused"})
         return {"id": inst.id, **status}
 
@@ -185,7 +192,8 @@ class InstanceApi:
         """Status, the forward step timeline with attempts, and the rollback section."""
         events = inst.events()
         attempts = _attempts_by_step(events)
-        steps, rollback_steps = [], []
+        steps: list[dict[str, Any]] = []
+        rollback_steps: list[dict[str, Any]] = []
         for row in inst.steps():
             entry = {
                 "name": row.name, "count": row.count, "type": row.kind, "state": row.state,
@@ -338,7 +346,7 @@ class DevServer:
                          "Default(WorkerEntrypoint) with async def fetch(self, request)")
         try:
             response = await self.fetch(request)
-        except Exception:  # noqa: BLE001 - shown to the developer, as wrangler dev does
+        except Exception:
             return _text(500, traceback.format_exc())
         if not isinstance(response, Response):
             return _text(500, f"fetch returned {type(response).__name__}, not a Response")
@@ -378,17 +386,59 @@ def _write_response(writer: asyncio.StreamWriter, status: int,
     writer.write("\r\n".join(out).encode("latin-1") + body)
 
 
+def running_server(state_dir: Path) -> str | None:
+    """The URL of a live dev server holding ``state_dir``, if there is one."""
+    try:
+        info = json.loads((state_dir / LOCK_FILE).read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return f"http://{info['ip']}:{info['port']}"
+
+
+@contextlib.contextmanager
+def _holding(state_dir: Path) -> Iterator[Callable[[str, int], None]]:
+    other = running_server(state_dir)
+    if other is not None:
+        raise ProjectConfigError(
+            f"another dev server ({other}) is using {state_dir}; stop it, or pass another "
+            "--persist-to"
+        )
+    lock = state_dir / LOCK_FILE
+
+    def write(ip: str, port: int) -> None:
+        lock.write_text(json.dumps({"pid": os.getpid(), "ip": ip, "port": port}))
+
+    try:
+        yield write
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+
+
 async def run_dev(project: Project, state_dir: Path, ip: str, port: int) -> int:
     """Run the dev server until SIGINT/SIGTERM; instances stay in ``state_dir``."""
     for warning in project.warnings:
         print(f"▲ [WARNING] {warning}", file=sys.stderr)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with _holding(state_dir) as write_lock:
+        return await _serve_project(project, state_dir, ip, port, write_lock)
+
+
+async def _serve_project(project: Project, state_dir: Path, ip: str, port: int,
+                         write_lock: Callable[[str, int], None]) -> int:
     async with open_runtime(project, state_dir, clock="real") as rt:
         server = DevServer(rt, ip, port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, server.stop)
+
+        def ready(line: str) -> None:
+            write_lock(server.ip, server.port)
+            print(line, flush=True)
+
         try:
-            await server.serve(lambda line: print(line, flush=True))
+            await server.serve(ready)
         except OSError as exc:
             raise ProjectConfigError(
                 f"cannot listen on {ip}:{port}: {exc.strerror}; pick another --port"

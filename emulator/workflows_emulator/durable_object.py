@@ -110,7 +110,7 @@ class DurableObjectStorage:
             finally:
                 self._depth -= 1
             return
-        self._conn.execute("BEGIN IMMEDIATE")
+        self._conn.execute("BEGIN")
         self._depth = 1
         try:
             yield self

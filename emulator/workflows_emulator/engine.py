@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ from workflows_saga._config import (
     timeout_ms,
 )
 from workflows_saga._durations import Duration, duration_ms, parse_duration_ms
-from workflows_saga._errors import error_from_record, error_record
+from workflows_saga._errors import WorkflowTimeoutError, error_from_record, error_record
 from workflows_saga._step import WorkflowStep
 
 from .durable_object import DurableObjectStorage
@@ -51,7 +52,7 @@ CREATE TABLE IF NOT EXISTS steps (
     seq INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     attempt_open INTEGER NOT NULL DEFAULT 0, config TEXT, output TEXT, error TEXT,
     has_rollback INTEGER NOT NULL DEFAULT 0, started_at REAL, ended_at REAL, wake_at REAL
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS log (
     id INTEGER PRIMARY KEY, ts REAL NOT NULL, event TEXT NOT NULL, step TEXT,
     attempt INTEGER, data TEXT
@@ -64,10 +65,6 @@ _STEP_COLUMNS = (
     "key", "kind", "name", "count", "seq", "state", "attempts", "attempt_open", "config",
     "output", "error", "has_rollback", "started_at", "ended_at", "wake_at",
 )
-
-
-class WorkflowTimeoutError(Exception):
-    """An attempt or an event wait ran past its timeout."""
 
 
 class _FatalAbort(BaseException):
@@ -152,6 +149,10 @@ class InstanceEngine:
         self._step_tasks: set[asyncio.Task[Any]] = set()
         self._event_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.changed = asyncio.Event()
+        self._in_tx = False
+        self._pending_log: list[tuple[Any, ...]] = []
+        self._next_log_id = 0
+        self._other_steps = 0
 
     # == lifecycle entry points (called by the emulator's instance handle) =================
 
@@ -164,7 +165,7 @@ class InstanceEngine:
             "created": now, "started": None, "ended": None, "trigger": None,
             "terminating": False, "pause_requested": False, "paused_at": None,
         }
-        with self.storage.transaction():
+        with self._tx():
             self.storage.put("meta", self.meta)
             self._log("WORKFLOW_QUEUED")
 
@@ -209,17 +210,17 @@ class InstanceEngine:
             await self.halt("pause")
             self._set_paused()
         else:
-            with self.storage.transaction():
+            with self._tx():
                 self._set_meta(status="waitingForPause", pause_requested=True)
 
     def _set_paused(self) -> None:
-        with self.storage.transaction():
+        with self._tx():
             self._set_meta(status="paused", pause_requested=False, paused_at=self.clock.now_ms())
             self._log("WORKFLOW_PAUSED")
 
     async def resume(self) -> None:
         if self.status == "waitingForPause":
-            with self.storage.transaction():
+            with self._tx():
                 self._set_meta(status="running", pause_requested=False)
             return
         if self.status != "paused":
@@ -228,7 +229,7 @@ class InstanceEngine:
                 f"{self.status}, not paused"
             )
         paused_for = self.clock.now_ms() - (self.meta.get("paused_at") or self.clock.now_ms())
-        with self.storage.transaction():
+        with self._tx():
             # Timers keep their remaining time: push every pending wake-up by the pause.
             self.storage.sql.exec(
                 "UPDATE steps SET wake_at = wake_at + ? WHERE state = 'running' "
@@ -249,7 +250,7 @@ class InstanceEngine:
         if not rollback:
             self._finish("terminated", event="WORKFLOW_TERMINATED")
             return
-        with self.storage.transaction():
+        with self._tx():
             self._set_meta(phase="rollback", trigger=TERMINATED_ERROR, terminating=True,
                            status="running", pause_requested=False)
         self._registry.clear()
@@ -272,7 +273,7 @@ class InstanceEngine:
                     "execution history"
                 )
             keep = [r for r in self._rows.values() if r.kind != "rollback" and r.seq < target.seq]
-        with self.storage.transaction():
+        with self._tx():
             self.storage.sql.exec("DELETE FROM steps")
             if from_step is None:
                 self.storage.sql.exec("DELETE FROM log")
@@ -294,7 +295,7 @@ class InstanceEngine:
             )
         validate_event_type(event_type)
         encoded = _encode(payload, what="event payload")
-        with self.storage.transaction():
+        with self._tx():
             self.storage.sql.exec(
                 "INSERT INTO inbox (type, payload, ts) VALUES (?, ?, ?)",
                 event_type, encoded, self.clock.now_ms(),
@@ -314,7 +315,7 @@ class InstanceEngine:
             if self.meta.get("phase") == "rollback":
                 await self._finish_rollback()
                 return
-            with self.storage.transaction():
+            with self._tx():
                 first = self.meta.get("started") is None
                 self._set_meta(status="running", started=self.meta.get("started") or
                                self.clock.now_ms())
@@ -355,7 +356,7 @@ class InstanceEngine:
     async def _fail(self, exc: BaseException) -> None:
         trigger = error_record(exc)
         self._cancel_step_tasks()
-        with self.storage.transaction():
+        with self._tx():
             self._set_meta(phase="rollback", trigger=trigger)
         outcome = await self._rollback(trigger)
         self._finish("errored", error=trigger, rollback=outcome, event="WORKFLOW_FAILURE")
@@ -382,7 +383,7 @@ class InstanceEngine:
 
     def _finish(self, status: str, *, event: str, error: Any = None, output: Any = None,
                 rollback: Any = None) -> None:
-        with self.storage.transaction():
+        with self._tx():
             self._set_meta(status=status, error=error, output=output, rollback=rollback,
                            ended=self.clock.now_ms(), phase="done", pause_requested=False)
             data: dict[str, Any] = {}
@@ -464,7 +465,7 @@ class InstanceEngine:
             at = wake_at(self.clock.now_ms())
             row = self._new_row("sleep", name, count, key, None, wake=at, event="SLEEP_START")
         await self._park_until(row.wake_at or 0.0)
-        with self.storage.transaction():
+        with self._tx():
             row.state, row.ended_at = "success", self.clock.now_ms()
             self._write_row(row)
             self._log("SLEEP_COMPLETE", row.label)
@@ -496,7 +497,7 @@ class InstanceEngine:
             if got is not None:
                 value = {"payload": json.loads(got["payload"]), "timestamp": got["ts"],
                          "type": event_type}
-                with self.storage.transaction():
+                with self._tx():
                     self.storage.sql.exec("DELETE FROM inbox WHERE id = ?", got["id"])
                     row.state, row.output, row.ended_at = "success", json.dumps(value), \
                         self.clock.now_ms()
@@ -507,7 +508,7 @@ class InstanceEngine:
             if row.wake_at is not None and self.clock.now_ms() >= row.wake_at:
                 err = {"name": "WorkflowTimeoutError",
                        "message": f"Execution timed out after {int(ms)}ms"}
-                with self.storage.transaction():
+                with self._tx():
                     row.state, row.error, row.ended_at = "failure", json.dumps(err), \
                         self.clock.now_ms()
                     self._write_row(row)
@@ -535,12 +536,13 @@ class InstanceEngine:
                 await self._park_until(row.wake_at)
             await self._checkpoint()
             attempt = row.attempts + 1
-            with self.storage.transaction():
+            with self._tx():
                 if attempt == 1:
                     extra = {"hasRollback": True} if row.has_rollback else None
                     self._log(events.step_start, row.label, data=extra)
+                insert = row.attempt_open == -1
                 row.attempts, row.attempt_open, row.wake_at = attempt, 1, None
-                self._write_row(row)
+                self._write_row(row, insert=insert)
                 self._log(events.attempt_start, row.label, attempt)
             ctx = StepContext.build(ctx_name, ctx_count, attempt, shown_config)
             if entry is not None:
@@ -560,7 +562,7 @@ class InstanceEngine:
                 delay = await self._retry_delay(resolved, attempt, ctx, exc) if retry else None
                 if delay is None:
                     retry = False
-                with self.storage.transaction():
+                with self._tx():
                     row.attempt_open = 0
                     data: dict[str, Any] = {"error": record}
                     if retry:
@@ -580,7 +582,7 @@ class InstanceEngine:
                 self._busy -= 1
                 self.host.busy_changed(-1)
                 self._after_callback()
-            with self.storage.transaction():
+            with self._tx():
                 row.state, row.output, row.attempt_open, row.ended_at = (
                     "success", encoded, 0, self.clock.now_ms())
                 self._write_row(row)
@@ -626,7 +628,7 @@ class InstanceEngine:
     async def _abort_unserialisable(self, row: StepRow, exc: _Unserialisable) -> None:
         attempt_err = {"name": "WorkflowFatalError",
                        "message": f'Value returned from step "{row.name}" is not serialisable'}
-        with self.storage.transaction():
+        with self._tx():
             row.state, row.error, row.attempt_open = "failure", json.dumps(attempt_err), 0
             self._write_row(row)
             self._log(FORWARD.attempt_failure, row.label, row.attempts, {"error": attempt_err})
@@ -658,7 +660,7 @@ class InstanceEngine:
         started = any(r.kind == "rollback" for r in self._rows.values()) or self.meta.get(
             "rollback_started")
         if not started:
-            with self.storage.transaction():
+            with self._tx():
                 self._set_meta(rollback_started=True)
                 self._log("ROLLBACK_START", data={"triggerError": trigger,
                                                   "totalSteps": len(eligible)})
@@ -680,9 +682,10 @@ class InstanceEngine:
                     failure = {"name": "RollbackMissing",
                                "message": "Rollback function not available in registry"}
                     row = done or self._new_row("rollback", fwd.label, 1, rkey, None)
-                    with self.storage.transaction():
-                        row.state, row.error = "failure", json.dumps(failure)
-                        self._write_row(row)
+                    with self._tx():
+                        insert = row.attempt_open == -1
+                        row.state, row.error, row.attempt_open = "failure", json.dumps(failure), 0
+                        self._write_row(row, insert=insert)
                         self._log(ROLLBACK.step_failure, row.label, data={"error": failure})
                     break
                 resolved = resolve_config(entry.options.config)
@@ -706,7 +709,7 @@ class InstanceEngine:
         finally:
             self._rollback_phase = False
         outcome = {"outcome": "failed" if failure else "complete", "error": failure}
-        with self.storage.transaction():
+        with self._tx():
             self._log("ROLLBACK_FAILED" if failure else "ROLLBACK_COMPLETE",
                       data={"totalSteps": len(eligible), "completedSteps": completed})
         return outcome
@@ -718,7 +721,7 @@ class InstanceEngine:
         if at <= self.clock.now_ms() and also is None:
             return
         parked_status = self._busy == 0 and self.status == "running"
-        with self.storage.transaction():
+        with self._tx():
             self.storage.set_alarm(at)
             if parked_status:
                 self._set_meta(status="waiting")
@@ -732,7 +735,7 @@ class InstanceEngine:
             sleeper.cancel()
         await self.host.acquire_slot(self, waking=True)
         if self.status == "waiting":
-            with self.storage.transaction():
+            with self._tx():
                 self._set_meta(status="running")
                 self.storage.delete_alarm()
 
@@ -776,9 +779,10 @@ class InstanceEngine:
         self._rows = {r["key"]: StepRow(**r) for r in cur}
         seqs = [r.seq for r in self._rows.values()]
         self._next_seq = max(seqs) + 1 if seqs else 0
+        self._other_steps = sum(1 for r in self._rows.values() if r.kind != "do")
 
     def _non_do_steps(self) -> int:
-        return sum(1 for r in self._rows.values() if r.kind != "do")
+        return self._other_steps
 
     def _recover_open_attempts(self) -> None:
         """An attempt in flight when the process died counts as failed, and is retried."""
@@ -788,7 +792,7 @@ class InstanceEngine:
             config = json.loads(row.config or "null") or resolve_config(None)
             retry = row.attempts < attempts_allowed(config)
             events = ROLLBACK if row.kind == "rollback" else FORWARD
-            with self.storage.transaction():
+            with self._tx():
                 row.attempt_open = 0
                 data: dict[str, Any] = {"error": INTERNAL_ERROR}
                 if retry:
@@ -816,7 +820,13 @@ class InstanceEngine:
                       started_at=self.clock.now_ms(), wake_at=wake)
         self._next_seq += 1
         self._rows[key] = row
-        with self.storage.transaction():
+        if kind != "do":
+            self._other_steps += 1
+        row.attempt_open = -1  # not yet written: the first attempt's transaction inserts it
+        if kind in ("do", "rollback"):
+            return row
+        row.attempt_open = 0
+        with self._tx():
             self._write_row(row, insert=True)
             if event:
                 self._log(event, row.label, data={"until": wake} if wake else None)
@@ -844,14 +854,36 @@ class InstanceEngine:
         if self.meta.get("status") != old_status:
             self.host.status_changed(self)
 
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        """One transaction; log entries written in it are flushed in one statement at its end."""
+        with self.storage.transaction():
+            outer = not self._in_tx
+            self._in_tx = True
+            try:
+                yield
+                if outer and self._pending_log:
+                    self.storage.sql.exec_many(
+                        "INSERT INTO log (id, ts, event, step, attempt, data) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", self._pending_log)
+            finally:
+                if outer:
+                    self._in_tx = False
+                    self._pending_log = []
+
     def _log(self, event: str, step: str | None = None, attempt: int | None = None,
              data: dict[str, Any] | None = None) -> None:
+        """Append to the log; must be called inside `_tx`."""
+        assert self._in_tx, "log entries are written inside a transaction"
         ts = self.clock.now_ms()
-        cur = self.storage.sql.exec(
-            "INSERT INTO log (ts, event, step, attempt, data) VALUES (?, ?, ?, ?, ?)",
-            ts, event, step, attempt, json.dumps(data) if data is not None else None,
-        )
-        self.host.logged(self, cur.last_row_id or 0, event, step, attempt, data, ts)
+        if self._next_log_id == 0:
+            last = self.storage.sql.exec("SELECT max(id) AS m FROM log").one()["m"]
+            self._next_log_id = (last or 0) + 1
+        event_id = self._next_log_id
+        self._next_log_id += 1
+        self._pending_log.append(
+            (event_id, ts, event, step, attempt, json.dumps(data) if data is not None else None))
+        self.host.logged(self, event_id, event, step, attempt, data, ts)
 
     # == reading ===============================================================================
 

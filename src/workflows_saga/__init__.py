@@ -29,6 +29,7 @@ from ._errors import (
     NonRetryableError,
     StepError,
     WorkflowsSagaError,
+    WorkflowTimeoutError,
 )
 from ._step import StepFunction, WorkflowStep
 
@@ -52,6 +53,7 @@ __all__ = [
     "StepFunction",
     "WorkflowEntrypoint",
     "WorkflowStep",
+    "WorkflowTimeoutError",
     "WorkflowsSagaError",
 ]
 

@@ -7,6 +7,7 @@ Tree::
     └── WorkflowsSagaError         root of everything this package raises itself
         ├── InvalidStepConfigError a step/rollback config or option Cloudflare would reject
         └── StepError              a step failed with an error that kept no Python type
+            └── WorkflowTimeoutError  an attempt or an event wait ran past its timeout
 """
 
 from __future__ import annotations
@@ -53,6 +54,16 @@ class StepError(WorkflowsSagaError):
         return f"{self.name}: {self.message}" if self.message else self.name
 
 
+class WorkflowTimeoutError(StepError):
+    """An attempt, or ``wait_for_event``, ran past its timeout (the engine's own error)."""
+
+    def __init__(self, message: str, *, name: str = "WorkflowTimeoutError") -> None:
+        super().__init__(message, name=name)
+
+    def __str__(self) -> str:
+        return self.message
+
+
 KEEPS_PYTHON_TYPE: dict[str, type[Exception]] = {
     "NonRetryableError": NonRetryableError,
     "TypeError": TypeError,
@@ -73,5 +84,7 @@ def error_from_record(record: dict[str, str]) -> Exception:
     name, message = record.get("name", "Error"), record.get("message", "")
     if message.startswith("NonRetryableError"):
         name = "NonRetryableError"
+    if name == "WorkflowTimeoutError":
+        return WorkflowTimeoutError(message)
     cls = KEEPS_PYTHON_TYPE.get(name)
     return cls(message) if cls is not None else StepError(message, name=name)

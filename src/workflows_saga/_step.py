@@ -72,6 +72,11 @@ def _wants_ctx(fn: Callable[..., Any]) -> bool:
 
     Parameters with defaults (``lambda n=name: ...``) are left alone.
     """
+    code = getattr(fn, "__code__", None)
+    if inspect.isfunction(fn) and code is not None:  # fast path for plain functions
+        if code.co_flags & inspect.CO_VARARGS:
+            return True
+        return code.co_argcount - len(fn.__defaults__ or ()) > 0
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
@@ -113,6 +118,7 @@ class StepFunction(Generic[T]):
         self._concurrent = concurrent
         self._config = config
         self._rollback = rollback
+        self._pending_rollback_config: StepConfig | None = None
         self.__name__ = getattr(func, "__name__", name)
         self.__doc__ = func.__doc__
 
@@ -134,7 +140,9 @@ class StepFunction(Generic[T]):
         """Register ``handler`` as this step's rollback (decorator)."""
 
         def attach(fn: UserRollback) -> UserRollback:
-            options = make_rollback_options(self._step_name, fn, config)
+            options = make_rollback_options(
+                self._step_name, fn, config if config is not None else self._pending_rollback_config
+            )
             if self._rollback is not None:
                 raise InvalidStepConfigError(
                     f'Step "{self._step_name}" already has a rollback handler'
@@ -148,6 +156,11 @@ class StepFunction(Generic[T]):
         return self._run()
 
     async def _run(self) -> T:
+        if self._rollback is None and self._pending_rollback_config is not None:
+            raise InvalidStepConfigError(
+                f'Rollback for "{self._step_name}" must be a function (rollback_config was '
+                f"given; attach the handler with @{self.__name__}.rollback)"
+            )
         step = self._step
         deps = step._dependencies_of(self._func)
         if self._concurrent:
@@ -250,10 +263,14 @@ class WorkflowStep:
         def decorator(func: Callable[..., Any]) -> StepFunction[Any]:
             step_name = validate_step_name(func.__name__ if name is None else name)
             cfg = parse_step_config(config, step_name=step_name)
-            options = make_rollback_options(step_name, rollback, rollback_config)
+            # rollback_config may come before the handler, which `@fn.rollback` attaches.
+            options = (make_rollback_options(step_name, rollback, rollback_config)
+                       if rollback is not None else None)
+            pending = parse_step_config(rollback_config, step_name=step_name, rollback=True)
             fn: StepFunction[Any] = StepFunction(
                 self, func, step_name, concurrent=concurrent, config=cfg, rollback=options
             )
+            fn._pending_rollback_config = pending if rollback is None else None
             self.step_closures[step_name] = fn
             return fn
 

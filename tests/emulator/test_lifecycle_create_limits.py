@@ -195,6 +195,7 @@ async def test_step_limit_failure_rolls_back_earlier_steps() -> None:
         assert undone == ["b", "a"]
 
 
+@pytest.mark.slow
 async def test_default_step_limit_is_10000() -> None:
     class Many(WorkflowEntrypoint):
         async def run(self, event, step):
@@ -277,7 +278,8 @@ async def test_instance_waking_from_sleep_goes_before_queued_ones() -> None:
 
     class Blocker(WorkflowEntrypoint):
         async def run(self, event, step):
-            await step.do("block", lambda: gate(1))
+            # a long attempt timeout: advancing the clock must not time this attempt out
+            await step.do("block", lambda: gate(1), config={"timeout": "1 day"})
 
     class Quick(WorkflowEntrypoint):
         async def run(self, event, step):
@@ -291,7 +293,10 @@ async def test_instance_waking_from_sleep_goes_before_queued_ones() -> None:
         queued = await emu.workflow(Quick, name="quick").create(id="q")
         await asyncio.sleep(0.01)
         assert (await queued.status())["status"] == "queued"
-        await emu.advance("1 hour")  # the sleeper wakes, but there is no slot
+        # An explicit advance moves time even while a step callback is in flight (only
+        # wait()'s automatic jumps hold back for running steps). The sleeper wakes, but
+        # there is no slot for it yet.
+        await asyncio.wait_for(emu.advance("1 hour"), 5)
         assert order == []
         gate.release.set()
         assert (await blocker.wait(timeout=10))["status"] == "complete"

@@ -103,6 +103,8 @@ class WranglerDev:
             FORCE_COLOR="0",
             CI="true",
         )
+        if self._state_dir is not None:
+            env["WRANGLER_LOG_PATH"] = os.path.join(self._state_dir.name, "logs")
         env.update(self.extra_env)
         return env
 

@@ -1,4 +1,4 @@
-"""``WorkflowEntrypoint``, ``WorkerEntrypoint``, ``DurableObject`` and ``handler``, as in the SDK."""
+"""``WorkflowEntrypoint``, ``WorkerEntrypoint``, ``DurableObject``, ``handler``, as in the SDK."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class SdkWorkflowStep(WorkflowStep):
         if name is not None and not isinstance(name, str):
             raise TypeError("step.do(name=None, *, concurrent=False, config=None): use it as "
                             "@step.do() or @step.do(\"name\")")
-        return super().do(name, concurrent=concurrent, config=config)  # type: ignore[return-value]
+        return super().do(name, concurrent=concurrent, config=config)
 
 
 def _wrap_run(cls: type) -> None:

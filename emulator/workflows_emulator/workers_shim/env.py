@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from ..project import Project
 
 
-def _options(options: Mapping[str, Any] | None, kwargs: dict[str, Any], what: str) -> dict[str, Any]:
+def _options(options: Mapping[str, Any] | None, kwargs: dict[str, Any],
+             what: str) -> dict[str, Any]:
     # Pyodide turns trailing kwargs into one options object; a positional dict is the same.
     merged = dict(options or {})
     merged.update(kwargs)
@@ -60,7 +61,7 @@ class WorkflowInstance:
             raise TypeError("send_event(type=..., payload=...): type is required")
         await self._instance.send_event(opts["type"], opts.get("payload"))
 
-    sendEvent = send_event  # noqa: N815 - the JS name also works through the SDK wrapper
+    sendEvent = send_event
 
     async def delete(self) -> None:
         """Delete the instance."""
@@ -97,9 +98,9 @@ class WorkflowBinding:
         items = [_options(item, {}, "create_batch item") for item in batch]
         return [WorkflowInstance(i) for i in await self._wf.create_batch(items)]
 
-    createBatch = create_batch  # noqa: N815 - the JS name also works through the SDK wrapper
+    createBatch = create_batch
 
-    async def get(self, id: str) -> WorkflowInstance:  # noqa: A002 - Cloudflare's name
+    async def get(self, id: str) -> WorkflowInstance:
         """The instance ``id``."""
         return WorkflowInstance(await self._wf.get(id))
 
@@ -141,12 +142,12 @@ class ExecutionContext:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    waitUntil = wait_until  # noqa: N815
+    waitUntil = wait_until
 
     def pass_through_on_exception(self) -> None:
         """Accepted; the emulator has no origin to pass through to."""
 
-    passThroughOnException = pass_through_on_exception  # noqa: N815
+    passThroughOnException = pass_through_on_exception
 
 
 def make_env(project: Project) -> tuple[Env, dict[str, WorkflowBinding]]:

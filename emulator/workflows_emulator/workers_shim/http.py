@@ -71,6 +71,9 @@ class Request(_Body):
 
     def __init__(self, input: str | Request, *, method: str | HTTPMethod = "GET",
                  headers: HeadersLike = None, body: str | bytes | None = None) -> None:
+        self._url: str
+        self._method: HTTPMethod
+        self._headers: HTTPMessage
         if isinstance(input, Request):
             self._url, self._method = input._url, input._method
             self._headers = make_headers(input._headers.items())

@@ -18,8 +18,8 @@ def installed() -> Iterator[ModuleType]:
         >>> with installed():                     # doctest: +SKIP
         ...     from workers import WorkflowEntrypoint
     """
-    from . import workflows as workflows_mod
     from .. import workers_shim
+    from . import workflows as workflows_mod
 
     saved = {name: sys.modules.get(name) for name in _NAMES}
     sys.modules["workers"] = workers_shim

@@ -1,4 +1,4 @@
-"""What crossing the JS boundary does to values: `JsDict`, ``python_to_rpc``, ``python_from_rpc``."""
+"""What crossing the JS boundary does to values: `JsDict`, ``python_to_rpc/python_from_rpc``."""
 
 from __future__ import annotations
 

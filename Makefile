@@ -1,0 +1,43 @@
+# One entry point for people and CI. Every target sets up what it needs first.
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+RUNTIME := .build/realruntime.stamp
+
+.PHONY: demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# npm tooling (Node 22, wrangler, pyodide), the offline Pyodide bundle, vendored SDK.
+$(RUNTIME): package.json package-lock.json $(wildcard tools/realruntime/*.py)
+	$(PY) tools/realruntime/setup.py
+	mkdir -p .build && touch $(RUNTIME)
+
+## demo: run the bundled transfer saga on the embedded emulator (prints the rollback phase)
+demo: $(STAMP)
+	$(VPY) examples/transfer_saga.py
+
+## test: the whole suite: binding, emulator, CLI/dev server, real runtime (workerd) tiers
+test: $(STAMP) $(RUNTIME)
+	$(VPY) -m pytest
+
+## test-fast: everything but the real-runtime tier
+test-fast: $(STAMP)
+	$(VPY) -m pytest -m "not e2e"
+
+## lint: ruff and mypy --strict
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src emulator tests
+	$(VENV)/bin/mypy
+
+## bench: per-step cost of the engine next to raw SQLite commits
+bench: $(STAMP)
+	$(VPY) benchmarks/step_overhead.py
+
+clean:
+	rm -rf $(VENV) .build node_modules python_modules
