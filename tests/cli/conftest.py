@@ -143,7 +143,9 @@ def free_port() -> int:
 
 def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
     """One request; returns (status, parsed JSON or text)."""
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    data = body if isinstance(body, bytes) else None
+    if body is not None and data is None:
+        data = json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:

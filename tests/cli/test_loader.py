@@ -45,15 +45,16 @@ CASES = [
     ("no-python-flag", GOOD.replace('"python_workers"', '"nodejs_compat"'),
      "`python_workers` compat flag not specified in wrangler config"),
     ("no-class", GOOD.replace('class_name = "Flow"', ""),
-     '"workflows" bindings should have a string "class_name" field but got nothing'.split(
-         '"workflows" bindings ')[1]),
-    ("bad-name", GOOD.replace('name = "flow"', 'name = "-flow"'), 'key "name" = \'-flow\' is invalid'),
+     'should have a string "class_name" field but got nothing'),
+    ("bad-name", GOOD.replace('name = "flow"', 'name = "-flow"'),
+     'key "name" = \'-flow\' is invalid'),
     ("bad-binding", GOOD.replace('binding = "FLOW"', 'binding = "MY-FLOW"'),
      "is not a valid binding name"),
     ("dup-binding", GOOD + '[[workflows]]\nname = "two"\nbinding = "FLOW"\nclass_name = "Flow"\n',
      'binding "FLOW" is used twice'),
     ("script-name", GOOD + 'script_name = "other"\n', "binds a workflow of another Worker"),
-    ("bad-limit", GOOD + "[workflows.limits]\nsteps = 0\n", '"limits.steps" = 0 must be a positive'),
+    ("bad-limit", GOOD + "[workflows.limits]\nsteps = 0\n",
+     '"limits.steps" = 0 must be a positive'),
     ("old-date", GOOD.replace("2026-03-01", "2024-01-01"), "compatibility date of 2024-10-22"),
     ("no-workflows-flag", GOOD.replace("2026-03-01", "2025-01-01"),
      'need the "python_workflows" flag'),
@@ -77,25 +78,29 @@ def test_bad_config_is_reported_with_file_key_and_fix(tmp_path: Path, case: str,
 def test_missing_class_in_module(tmp_path: Path) -> None:
     path = _project(tmp_path, GOOD.replace('class_name = "Flow"', 'class_name = "Nope"'))
     project = load_project(path)
-    with pytest.raises(ProjectConfigError, match=r'class_name" = "Nope", but entry.py defines no '
-                       r"such class.*export class Nope\(WorkflowEntrypoint\) or fix class_name"):
-        with open_runtime_sync(project, tmp_path / "state"):
-            pass
+    with (
+        pytest.raises(ProjectConfigError, match=r'class_name" = "Nope", but entry.py defines no '
+                      r"such class.*export class Nope\(WorkflowEntrypoint\) or fix class_name"),
+        open_runtime_sync(project, tmp_path / "state"),
+    ):
+        pass
 
 
 def test_entry_module_import_error(tmp_path: Path) -> None:
     path = _project(tmp_path, GOOD, entry="import not_a_module_anywhere\n")
-    with pytest.raises(ProjectConfigError, match="importing .*entry.py failed with "
-                       "ModuleNotFoundError.*fix the module"):
-        with open_runtime_sync(load_project(path), tmp_path / "state"):
-            pass
+    with (
+        pytest.raises(ProjectConfigError, match=r"importing .*entry\.py failed with "
+                      r"ModuleNotFoundError.*fix the module"),
+        open_runtime_sync(load_project(path), tmp_path / "state"),
+    ):
+        pass
 
 
 def test_malformed_jsonc_and_missing_file(tmp_path: Path) -> None:
     path = _project(tmp_path, '{\n  "main": "src/entry.py",\n  oops\n}', name="wrangler.jsonc")
     with pytest.raises(ProjectConfigError, match=r"malformed JSON at line 3 column 3"):
         load_project(path)
-    with pytest.raises(ProjectConfigError, match="no wrangler.toml or wrangler.jsonc here"):
+    with pytest.raises(ProjectConfigError, match=r"no wrangler\.toml or wrangler\.jsonc here"):
         load_project(tmp_path / "src")
 
 

@@ -18,8 +18,8 @@ from .conftest import EXAMPLE
 def test_installed_only_inside_and_error_class_is_the_engines() -> None:
     assert "workers" not in sys.modules
     with installed():
-        import workers
-        from workers.workflows import NonRetryableError
+        import workers  # type: ignore[import-not-found]
+        from workers.workflows import NonRetryableError  # type: ignore[import-not-found]
 
         assert NonRetryableError is workflows_saga.NonRetryableError
         assert workers.Response is Response
@@ -34,7 +34,7 @@ async def test_request_and_response_shapes() -> None:
     assert await req.json() == {"a": 1}
     with pytest.raises(OSError, match="Body already used"):
         await req.text()
-    resp = Response.json({"ok": True}, status=201)
+    resp = Response.json({"ok": True}, status=201)  # type: ignore[arg-type]
     assert resp.status == 201 and resp.ok and resp.headers["Content-Type"] == "application/json"
     assert await resp.json() == {"ok": True}
     plain = Response("hi", headers={"x-a": "1"})
@@ -47,7 +47,7 @@ async def test_request_and_response_shapes() -> None:
 async def test_binding_wrapper_round_trips_and_returns_jsdicts(tmp_path: Path) -> None:
     async with open_runtime(load_project(EXAMPLE), tmp_path / "s", clock="virtual") as rt:
         binding = rt.env.TRANSFER
-        with pytest.raises(TypeError, match="tuple cannot be sent over RPC."):
+        with pytest.raises(TypeError, match=r"tuple cannot be sent over RPC\."):
             await binding.create(params={"bad": (1, 2)})
         made = await binding.create_batch([
             {"id": "b-1", "params": {"from": "a", "to": "b", "amount": 1}},
