@@ -102,7 +102,11 @@ class VirtualClock:
         if at_ms <= self._now:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        handle = self.call_at(at_ms, lambda: future.done() or future.set_result(None))
+        def wake() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        handle = self.call_at(at_ms, wake)
         try:
             await future
         finally:

@@ -115,7 +115,7 @@ class Emulator:
             )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._index = DurableObjectStorage(self.state_dir / "index.sqlite")
-        self._index.sql._conn.executescript(_INDEX_SCHEMA)  # noqa: SLF001 - schema set-up
+        self._index.sql._conn.executescript(_INDEX_SCHEMA)
         self._workflows: dict[str, _Registration] = {}
         self._engines: dict[tuple[str, str], InstanceEngine] = {}
         self._busy = 0
@@ -300,7 +300,7 @@ class Emulator:
         self._slot_waiters.sort(key=lambda w: (w[0], w[1]))
         if engine.status not in ("queued", "waiting"):
             with engine.storage.transaction():
-                engine._set_meta(status="queued")  # noqa: SLF001 - the host owns queueing
+                engine._set_meta(status="queued")
         try:
             await future
         except asyncio.CancelledError:
@@ -361,7 +361,7 @@ class Workflow:
         self.name = name
 
     async def create(
-        self, id: str | None = None, params: Any = None  # noqa: A002 - Cloudflare's name
+        self, id: str | None = None, params: Any = None
     ) -> Instance:
         """Create an instance and start it in the background; return at once.
 
@@ -414,7 +414,7 @@ class Workflow:
             handles.append(Instance(emu, self.name, instance_id))
         return handles
 
-    async def get(self, id: str) -> Instance:  # noqa: A002 - Cloudflare's name
+    async def get(self, id: str) -> Instance:
         """The existing instance ``id``; `InstanceNotFoundError` if there is none."""
         validate_instance_id(id)
         if not self._emu._exists(self.name, id):
@@ -493,7 +493,7 @@ class Instance:
             dict(from_step) if from_step is not None else None)
         await self._engine.restart(spec)
 
-    async def send_event(self, type: str, payload: Any = None) -> None:  # noqa: A002
+    async def send_event(self, type: str, payload: Any = None) -> None:
         """Deliver an event to ``wait_for_event(..., type)`` (buffered if not waiting yet)."""
         self._engine.send_event(type, payload)
 

@@ -135,7 +135,7 @@ class InstanceEngine:
         self.storage = storage
         self._make_run = make_run
         self.clock = host.clock
-        storage.sql._conn.executescript(_SCHEMA)  # noqa: SLF001 - schema set-up only
+        storage.sql._conn.executescript(_SCHEMA)
         self.meta: dict[str, Any] = storage.get("meta") or {}
         self._rows: dict[str, StepRow] = {}
         self._counts: dict[tuple[str, str], int] = {}
@@ -376,7 +376,7 @@ class InstanceEngine:
         self._replay_only = True
         try:
             await self._run_user_code()
-        except Exception:  # noqa: BLE001 - replay only re-registers handlers
+        except Exception:
             pass
         finally:
             self._replay_only = False
@@ -556,8 +556,8 @@ class InstanceEngine:
                 if isinstance(exc, _Unserialisable):
                     await self._abort_unserialisable(row, exc)
                 record = error_record(exc)
-                retry = attempt < allowed and not isinstance(exc, NonRetryableError) and not (
-                    record["name"] == "WorkflowInternalError"
+                retry = attempt < allowed and not isinstance(exc, NonRetryableError) and (
+                    record["name"] != "WorkflowInternalError"
                 )
                 delay = await self._retry_delay(resolved, attempt, ctx, exc) if retry else None
                 if delay is None:
@@ -702,7 +702,7 @@ class InstanceEngine:
 
                 try:
                     await self._attempts(row, invoke, resolved, ROLLBACK)
-                except Exception:  # noqa: BLE001 - recorded on the row; the chain halts
+                except Exception:
                     failure = json.loads(row.error or "{}")
                     break
                 completed += 1

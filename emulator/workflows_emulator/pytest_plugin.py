@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,12 +22,12 @@ from .emulator import Emulator
 try:
     import pytest_asyncio
 
-    _fixture = pytest_asyncio.fixture
+    _fixture: Any = pytest_asyncio.fixture
 except ImportError:  # pragma: no cover - async fixtures need pytest-asyncio
     _fixture = pytest.fixture
 
 
-@_fixture
+@_fixture  # type: ignore[untyped-decorator]
 async def workflows_emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
     """An `Emulator` with the virtual clock and its state in the test's tmp_path."""
     async with Emulator(tmp_path / "workflows-state") as emulator:

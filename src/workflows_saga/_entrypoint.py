@@ -77,11 +77,11 @@ _PLAIN = WorkflowEntrypoint
 
 
 def _pyodide_entrypoint() -> type:
-    import workers  # only on Cloudflare, and only when first asked for
+    import workers  # type: ignore[import-not-found]  # only on Cloudflare, when first asked for
 
     sdk_base: type = workers.WorkflowEntrypoint
 
-    class WorkflowEntrypoint(sdk_base):  # type: ignore[valid-type, misc]
+    class WorkflowEntrypoint(sdk_base):  # type: ignore[misc]
         __doc__ = _PLAIN.__doc__
 
         def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -76,7 +76,7 @@ def _wants_ctx(fn: Callable[..., Any]) -> bool:
     if inspect.isfunction(fn) and code is not None:  # fast path for plain functions
         if code.co_flags & inspect.CO_VARARGS:
             return True
-        return code.co_argcount - len(fn.__defaults__ or ()) > 0
+        return bool(code.co_argcount - len(fn.__defaults__ or ()) > 0)
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):

@@ -217,7 +217,7 @@ async def test_errors_crossing_step_do_keep_type_only_for_three_kinds(emu: Emula
                 raise e
             try:
                 await step.do(name, boom, config={"retries": {"limit": 0}})
-            except Exception as caught:  # noqa: BLE001
+            except Exception as caught:
                 got[name] = [type(caught).__name__, str(caught)]
         return got
 

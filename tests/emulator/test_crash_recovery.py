@@ -261,3 +261,25 @@ def test_crash_midway_through_terminate_with_rollback(tmp_path: Path) -> None:
     assert names.count("ROLLBACK_START") == 1
     assert "WORKFLOW_FAILURE" not in names
     assert "never-1" not in {e["step"] for e in report["events"]}
+
+
+def test_crash_while_waiting_for_pause(tmp_path: Path) -> None:
+    """pause() was asked while b ran; the process died before b finished."""
+    run = Run(tmp_path, "waiting-for-pause")
+    run.crash()
+    assert run.summary() == ["first fwd a 1", "first fwd b 1"]
+
+    report = run.resume()
+    # the pause request survives the crash: b's interrupted attempt is retried, then the
+    # instance pauses before c
+    assert report["status_on_reopen"] in ("waitingForPause", "queued", "running")
+    assert report["settled_at"] == "paused"
+    assert report["status"]["status"] == "complete"
+    assert report["status"]["output"] == ["out-a", "out-b", "out-c"]
+    assert run.summary() == ["first fwd a 1", "first fwd b 1", "resume fwd b 2", "resume fwd c 1"]
+    names = [e["event"] for e in report["events"]]
+    assert names.index("WORKFLOW_PAUSED") < names.index("WORKFLOW_RESUMED")
+    paused_at = names.index("WORKFLOW_PAUSED")
+    c_start = next(i for i, e in enumerate(report["events"])
+                   if e["event"] == "STEP_START" and e["step"] == "c-1")
+    assert paused_at < c_start

@@ -299,3 +299,22 @@ async def test_wait_for_event_result_is_cached_on_replay() -> None:
         assert status["status"] == "complete"
         assert status["output"] == "payload-1"
         assert seen == ["payload-1", "payload-1"]
+
+
+async def test_waits_have_their_own_name_counter() -> None:
+    class Shared(WorkflowEntrypoint):
+        async def run(self, event, step):
+            a = await step.do("x", lambda ctx: ctx["step"]["count"])
+            e1 = await step.wait_for_event("x", "go", timeout="1 hour")
+            b = await step.do("x", lambda ctx: ctx["step"]["count"])
+            e2 = await step.wait_for_event("x", "go", timeout="1 hour")
+            return [a, b, e1["payload"], e2["payload"]]
+
+    async with Emulator() as emu:
+        inst = await emu.workflow(Shared, name="shared").create(id="s1")
+        await inst.send_event("go", 1)
+        await inst.send_event("go", 2)
+        status = await inst.wait(timeout=10)
+        assert status["output"] == [1, 2, 1, 2]
+        waits = [e["step"] for e in inst.events() if e["event"] == "WAIT_START"]
+        assert waits == ["x-1", "x-2"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from workflows_emulator import EmulatorError, Emulator, InvalidActionError, WorkflowError
+from workflows_emulator import Emulator, EmulatorError, InvalidActionError, WorkflowError
 from workflows_saga import WorkflowEntrypoint
 
 HOUR = 3_600_000
@@ -280,3 +280,31 @@ async def test_pause_of_a_queued_instance_keeps_it_from_starting() -> None:
         await second.resume()
         assert (await second.wait(timeout=10))["status"] == "complete"
         assert ran == ["work"]
+
+
+async def test_resume_when_the_concurrency_limit_is_reached_queues_the_instance() -> None:
+    gate = Gate()
+    ran: list[str] = []
+
+    class Napper(WorkflowEntrypoint):
+        async def run(self, event, step):
+            await step.sleep("nap", "1 hour")
+            await step.do("after", lambda: ran.append("napper") or 1)
+
+    class Blocker(WorkflowEntrypoint):
+        async def run(self, event, step):
+            await step.do("block", lambda: gate(1), config={"timeout": "1 day"})
+
+    async with Emulator(max_concurrency=1) as emu:
+        napper = await emu.workflow(Napper, name="napper").create(id="n1")
+        await napper.wait(until={"waiting"}, timeout=10)
+        await napper.pause()
+        blocker = await emu.workflow(Blocker, name="blocker").create(id="b1")
+        await gate.until_entered()
+        await napper.resume()
+        await asyncio.sleep(0.02)
+        assert (await napper.status())["status"] == "queued"
+        gate.release.set()
+        assert (await blocker.wait(timeout=10))["status"] == "complete"
+        assert (await napper.wait(timeout=10))["status"] == "complete"
+        assert ran == ["napper"]

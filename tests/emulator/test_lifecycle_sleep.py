@@ -135,7 +135,7 @@ async def test_sleep_until_the_past_is_rejected_with_cloudflares_message() -> No
             past = datetime(2001, 1, 1, tzinfo=UTC)
             try:
                 await step.sleep_until("yesterday", past)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 caught.append(str(exc))
             await step.sleep_until("epoch-ms", 1_000)  # uncaught this time
 
@@ -241,3 +241,36 @@ async def test_sleep_keeps_the_same_deadline_when_run_is_replayed_after_pause() 
         assert first_ts(inst, "SLEEP_COMPLETE", "nap-1") - first_ts(
             inst, "SLEEP_START", "nap-1"
         ) == 10 * HOUR
+
+
+async def test_sleep_duration_forms() -> None:
+    from datetime import timedelta
+
+    class Forms(WorkflowEntrypoint):
+        async def run(self, event, step):
+            await step.sleep("week", "1 week")
+            await step.sleep("ms", 90_000)
+            await step.sleep("td", timedelta(minutes=5))
+            await step.sleep("plural", "2 days")
+
+    async with Emulator() as emu:
+        inst = await emu.workflow(Forms, name="forms").create(id="f1")
+        assert (await inst.wait(timeout=10))["status"] == "complete"
+        spans = {
+            s: first_ts(inst, "SLEEP_COMPLETE", s) - first_ts(inst, "SLEEP_START", s)
+            for s in ("week-1", "ms-1", "td-1", "plural-1")
+        }
+        assert spans == {"week-1": 7 * DAY, "ms-1": 90_000, "td-1": 300_000,
+                         "plural-1": 2 * DAY}
+
+
+async def test_sleep_with_an_invalid_duration_fails_the_instance() -> None:
+    class Bad(WorkflowEntrypoint):
+        async def run(self, event, step):
+            await step.sleep("bad", "3 fortnights")
+
+    async with Emulator() as emu:
+        inst = await emu.workflow(Bad, name="bad").create(id="b1")
+        status = await inst.wait(timeout=10)
+        assert status["status"] == "errored"
+        assert "3 fortnights" in status["error"]["message"]

@@ -304,3 +304,71 @@ async def test_terminate_of_a_queued_instance() -> None:
         await emu.advance("1 minute")
         assert ran == []
         assert (await second.status())["status"] == "terminated"
+
+
+async def test_terminate_with_rollback_includes_a_failed_step_whose_error_was_caught() -> None:
+    log: list[dict[str, Any]] = []
+
+    def declined() -> None:
+        raise NonRetryableError("declined")
+
+    class Saga(WorkflowEntrypoint):
+        async def run(self, event, step):
+            await step.do("a", lambda: "out-a", rollback=recorder(log, "a"))
+            try:
+                await step.do("b", declined, rollback=recorder(log, "b"))
+            except NonRetryableError:
+                pass
+            await step.sleep("nap", "1 day")
+
+    async with Emulator() as emu:
+        inst = await emu.workflow(Saga, name="saga").create(id="t1")
+        await inst.wait(until={"waiting"}, timeout=10)
+        assert log == []  # a caught error never rolls back by itself
+        await inst.terminate(rollback=True)
+        status = await inst.wait(timeout=10)
+        assert status["status"] == "terminated"
+        assert status["rollback"] == {"outcome": "complete", "error": None}
+        assert [(r["name"], r["output"]) for r in log] == [("b", None), ("a", "out-a")]
+
+
+async def test_terminate_with_rollback_while_waiting_for_pause() -> None:
+    log: list[dict[str, Any]] = []
+    gate = Gate()
+    async with Emulator() as emu:
+        inst = await emu.workflow(saga_class(log, "gate", gate), name="saga").create(id="t1")
+        await gate.until_entered()
+        await inst.pause()
+        assert (await inst.status())["status"] == "waitingForPause"
+        await inst.terminate(rollback=True)
+        status = await inst.wait(timeout=10)
+        assert status["status"] == "terminated"
+        assert [(r["name"], r["output"]) for r in log] == [
+            ("d", None), ("b", {"b": 2}), ("a", "out-a")]
+        gate.release.set()
+        await emu.advance("1 hour")
+        assert (await inst.status())["status"] == "terminated"
+        assert gate.finished == 0
+
+
+async def test_terminate_with_rollback_of_a_queued_instance_that_never_started() -> None:
+    gate = Gate()
+    log: list[dict[str, Any]] = []
+
+    class Blocker(WorkflowEntrypoint):
+        async def run(self, event, step):
+            await step.do("block", lambda: gate(1))
+
+    async with Emulator(max_concurrency=1) as emu:
+        first = await emu.workflow(Blocker, name="blocker").create(id="b1")
+        await gate.until_entered()
+        second = await emu.workflow(saga_class(log, "wait"), name="saga").create(id="s1")
+        await asyncio.sleep(0.01)
+        assert (await second.status())["status"] == "queued"
+        await second.terminate(rollback=True)
+        gate.release.set()
+        await first.wait(timeout=10)
+        status = await second.wait(timeout=10)
+        assert status["status"] == "terminated"
+        assert status["rollback"] is None
+        assert log == []

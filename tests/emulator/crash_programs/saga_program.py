@@ -137,6 +137,28 @@ class TerminateCrash(WorkflowEntrypoint):
         await step.do("never", forward("never"), rollback=handler("never"))
 
 
+IN_FLIGHT: asyncio.Event | None = None
+
+
+class PauseWhileRunning(WorkflowEntrypoint):
+    """``b`` is in flight (forever, in the first process) when pause() is called."""
+
+    async def run(self, event, step):
+        a = await step.do("a", forward("a"), rollback=handler("a"))
+
+        async def slow(ctx):
+            record(kind="fwd", step="b", attempt=ctx["attempt"])
+            if PHASE == "first":
+                assert IN_FLIGHT is not None
+                IN_FLIGHT.set()
+                await asyncio.Event().wait()  # never finishes in this process
+            return "out-b"
+
+        b = await step.do("b", slow, config={"timeout": "1 day"})
+        c = await step.do("c", forward("c"))
+        return [a, b, c]
+
+
 SCENARIOS: dict[str, type] = {
     "forward": ForwardCrash,
     "forward-last-attempt": ForwardCrashLastAttempt,
@@ -147,6 +169,7 @@ SCENARIOS: dict[str, type] = {
     "event-buffered": BufferedEventWaiter,
     "paused": Sleeper,
     "terminate": TerminateCrash,
+    "waiting-for-pause": PauseWhileRunning,
 }
 
 
@@ -183,6 +206,14 @@ async def first(scenario: str) -> None:
             status = await inst.status()
             if status["status"] == "paused":
                 crash()
+        elif scenario == "waiting-for-pause":
+            global IN_FLIGHT
+            IN_FLIGHT = asyncio.Event()
+            await asyncio.wait_for(IN_FLIGHT.wait(), 30)
+            await inst.pause()
+            status = await inst.status()
+            if status["status"] == "waitingForPause":
+                crash()
         elif scenario == "terminate":
             await inst.wait(until={"waiting"}, timeout=30)
             await inst.terminate(rollback=True)
@@ -205,12 +236,16 @@ async def resume(scenario: str) -> None:
             try:
                 await inst.wait(timeout=5)
                 extra["wait_while_paused"] = "returned"
-            except Exception as exc:  # noqa: BLE001 - reported to the test
+            except Exception as exc:
                 extra["wait_while_paused"] = type(exc).__name__
             await emu.advance("5 hours")
             extra["status_after_advance"] = (await inst.status())["status"]
             await inst.resume()
             extra["resumed_at"] = emu.clock.now_ms()
+        if scenario == "waiting-for-pause":
+            extra["status_on_reopen"] = (await inst.status())["status"]
+            extra["settled_at"] = (await inst.wait(until={"paused"}, timeout=30))["status"]
+            await inst.resume()
         status = await inst.wait(timeout=30)
         report(inst, status, emu, crashed=False, **extra)
 
