@@ -13,10 +13,11 @@ Example:
 
 from __future__ import annotations
 
+from workflows_saga import WorkflowTimeoutError
+
 from .clock import Clock, RealClock, VirtualClock
 from .durable_object import DurableObjectNamespace, DurableObjectStorage
 from .emulator import Emulator, Instance, Workflow
-from .engine import StepRow, WorkflowTimeoutError
 from .errors import (
     EmulatorError,
     InstanceNotFoundError,
@@ -24,6 +25,7 @@ from .errors import (
     ProjectConfigError,
     WorkflowError,
 )
+from .step_log import StepRow
 
 __all__ = [
     "Clock",

@@ -64,6 +64,10 @@ class SqlStorage:
         """Run one statement with ``?`` bindings and return its cursor."""
         return SqlCursor(self._conn.execute(query, bindings))
 
+    def executescript(self, script: str) -> None:
+        """Run several statements (schema set-up)."""
+        self._conn.executescript(script)
+
     def exec_many(self, query: str, rows: list[tuple[Any, ...]]) -> None:
         """Run one statement for each binding tuple in ``rows``."""
         self._conn.executemany(query, rows)

@@ -23,9 +23,11 @@ from workflows_saga._durations import Duration, duration_ms
 
 from .clock import Clock, RealClock, VirtualClock
 from .durable_object import DurableObjectNamespace, DurableObjectStorage
-from .engine import InstanceEngine, StepRow, _encode
+from .engine import InstanceEngine
 from .errors import EmulatorError, InstanceNotFoundError, WorkflowError
 from .events import FINAL_SUBSCRIBE_EVENTS, TERMINAL, subscribe_event
+from .step_log import StepRow
+from .values import encode_value
 
 ID_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_-]*$")
 MAX_ID = 100
@@ -75,6 +77,7 @@ class _Registration:
     name: str
     make_run: Callable[[], Callable[[dict[str, Any], Any], Awaitable[Any]]]
     namespace: DurableObjectNamespace
+    step_limit: int | None = None
 
 
 class Emulator:
@@ -152,7 +155,8 @@ class Emulator:
     # -- workflows ----------------------------------------------------------------------------
 
     def workflow(
-        self, cls: type, name: str | None = None, *, env: Any = None, ctx: Any = None
+        self, cls: type, name: str | None = None, *, env: Any = None, ctx: Any = None,
+        step_limit: int | None = None,
     ) -> Workflow:
         """Register a workflow class and return its binding (like ``env.MY_WORKFLOW``).
 
@@ -172,7 +176,9 @@ class Emulator:
             return run
 
         namespace = DurableObjectNamespace(self.state_dir / "instances" / wf_name)
-        self._workflows[wf_name] = _Registration(wf_name, make_run, namespace)
+        if step_limit is not None and step_limit < 1:
+            raise EmulatorError("step_limit must be a positive integer")
+        self._workflows[wf_name] = _Registration(wf_name, make_run, namespace, step_limit)
         self._start_pending(wf_name)
         return Workflow(self, wf_name)
 
@@ -205,7 +211,8 @@ class Emulator:
         if engine is None:
             reg = self._registration(workflow)
             storage = reg.namespace.open(instance_id)
-            engine = InstanceEngine(self, workflow, instance_id, storage, reg.make_run)
+            engine = InstanceEngine(self, workflow, instance_id, storage, reg.make_run,
+                                    step_limit=reg.step_limit)
             self._engines[key] = engine
         return engine
 
@@ -393,7 +400,7 @@ class Workflow:
             validate_instance_id(instance_id)
             params = item.get("params")
             params = {} if params is None else params
-            _encode(params, what="params")
+            encode_value(params, what="params")
             if instance_id in seen or emu._exists(self.name, instance_id):
                 if _single:
                     raise WorkflowError(f'Workflow instance with id "{instance_id}" already exists')

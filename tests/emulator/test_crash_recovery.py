@@ -283,3 +283,37 @@ def test_crash_while_waiting_for_pause(tmp_path: Path) -> None:
     c_start = next(i for i, e in enumerate(report["events"])
                    if e["event"] == "STEP_START" and e["step"] == "c-1")
     assert paused_at < c_start
+
+
+def test_crash_in_a_handler_with_no_retry_left_fails_the_rollback(tmp_path: Path) -> None:
+    run = Run(tmp_path, "rollback-no-retry")
+    run.crash()
+    report = run.resume()
+    status = report["status"]
+    assert status["status"] == "errored"
+    assert status["error"] == {"name": "RuntimeError", "message": "plain failure after the steps"}
+    assert status["rollback"] == {
+        "outcome": "failed",
+        "error": {"name": "WorkflowInternalError",
+                  "message": "Attempt failed due to internal workflows error"},
+    }
+    # the interrupted handler had no retry left; the chain halts before a
+    assert run.summary() == [
+        "first fwd a 1", "first fwd b 1", "first fwd c 1",
+        "first rb c", "first rb b",
+    ]
+    names = [e["event"] for e in report["events"]]
+    assert "ROLLBACK_FAILED" in names and "ROLLBACK_COMPLETE" not in names
+    assert names[-1] == "WORKFLOW_FAILURE"
+
+
+def test_crash_while_parallel_steps_run(tmp_path: Path) -> None:
+    run = Run(tmp_path, "parallel")
+    run.crash()
+    assert sorted(run.summary()) == ["first fwd p1 1", "first fwd p2 1"]
+    report = run.resume()
+    assert report["status"]["status"] == "complete"
+    assert report["status"]["output"] == ["out-p1", "out-p2"]
+    # p1 had completed: not re-run; p2's interrupted attempt is retried
+    assert sorted(run.summary()[:2]) == ["first fwd p1 1", "first fwd p2 1"]
+    assert run.summary()[2:] == ["resume fwd p2 2", "resume fwd after 1"]

@@ -199,7 +199,7 @@ async def test_step_limit_failure_rolls_back_earlier_steps() -> None:
 async def test_default_step_limit_is_10000() -> None:
     class Many(WorkflowEntrypoint):
         async def run(self, event, step):
-            for i in range(10_001):
+            for _i in range(10_001):
                 await step.do("s", lambda: None)
 
     async with Emulator() as emu:

@@ -51,7 +51,6 @@ async def test_event_sent_while_waiting_is_returned_with_payload_timestamp_and_t
 
 async def test_events_sent_before_the_wait_are_buffered_fifo_per_type() -> None:
     async with Emulator() as emu:
-        gate_open = {"open": False}
 
         class Collector(WorkflowEntrypoint):
             async def run(self, event, step):
@@ -70,7 +69,7 @@ async def test_events_sent_before_the_wait_are_buffered_fifo_per_type() -> None:
         await inst.send_event("x", "x-second")
         await inst.send_event("y", "y-second")
         await inst.send_event("x", "x-third")
-        assert not gate_open["open"]
+        assert (await inst.status())["status"] == "waiting"
         status = await inst.wait(timeout=10)
         assert status["status"] == "complete", status
         assert status["output"] == [
@@ -318,3 +317,21 @@ async def test_waits_have_their_own_name_counter() -> None:
         assert status["output"] == [1, 2, 1, 2]
         waits = [e["step"] for e in inst.events() if e["event"] == "WAIT_START"]
         assert waits == ["x-1", "x-2"]
+
+
+async def test_event_sent_while_paused_is_delivered_after_resume() -> None:
+    class Waits(WorkflowEntrypoint):
+        async def run(self, event, step):
+            return (await step.wait_for_event("w", "go", timeout="1 hour"))["payload"]
+
+    async with Emulator() as emu:
+        inst = await emu.workflow(Waits, name="waits").create(id="w1")
+        await inst.wait(until={"waiting"}, timeout=10)
+        await inst.pause()
+        await inst.send_event("go", "while-paused")
+        await emu.advance("1 minute")
+        assert (await inst.status())["status"] == "paused"
+        await inst.resume()
+        status = await inst.wait(timeout=10)
+        assert status["status"] == "complete"
+        assert status["output"] == "while-paused"

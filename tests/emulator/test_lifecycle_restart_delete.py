@@ -227,3 +227,57 @@ async def test_delete_while_a_step_runs_cancels_it() -> None:
         assert gate.finished == 0
         with pytest.raises(InstanceNotFoundError):
             await wf.get("s1")
+
+
+async def test_delete_twice_is_not_found() -> None:
+    ran: list[str] = []
+    async with Emulator() as emu:
+        wf = emu.workflow(three_steps(ran), name="three")
+        inst = await wf.create(id="d1")
+        await inst.wait(timeout=10)
+        await inst.delete()
+        with pytest.raises(InstanceNotFoundError):
+            await inst.delete()
+        with pytest.raises(InstanceNotFoundError):
+            await inst.restart()
+        with pytest.raises(InstanceNotFoundError):
+            await inst.terminate()
+
+
+async def test_restart_after_a_rolled_back_failure_rolls_back_again_with_full_events() -> None:
+    undone: list[str] = []
+
+    class AlwaysFails(WorkflowEntrypoint):
+        async def run(self, event, step):
+            await step.do("a", lambda: 1, rollback=lambda rb: undone.append("a"))
+            await step.do("b", lambda: 2, rollback=lambda rb: undone.append("b"))
+            raise RuntimeError("always")
+
+    async with Emulator() as emu:
+        inst = await emu.workflow(AlwaysFails, name="always").create(id="f1")
+        status = await inst.wait(timeout=10)
+        assert status["rollback"] == {"outcome": "complete", "error": None}
+        assert undone == ["b", "a"]
+
+        await inst.restart()
+        status = await inst.wait(timeout=10)
+        assert status["status"] == "errored"
+        assert status["rollback"] == {"outcome": "complete", "error": None}
+        assert undone == ["b", "a", "b", "a"]
+        names = [e["event"] for e in inst.events()]
+        # the restarted run's history is complete: it has its own ROLLBACK_START
+        assert names.count("ROLLBACK_START") == 1
+        assert names.index("ROLLBACK_START") < names.index("ROLLBACK_COMPLETE")
+        types = [e["type"] async for e in inst.subscribe()]
+        assert "rollback_started" in types
+
+        # from a step: the earlier cached step is rolled back too, and the phase is logged
+        await inst.restart(from_step="b")
+        status = await inst.wait(timeout=10)
+        assert status["rollback"] == {"outcome": "complete", "error": None}
+        assert undone == ["b", "a", "b", "a", "b", "a"]
+        events = inst.events()
+        last_restart = max(i for i, e in enumerate(events) if e["event"] == "WORKFLOW_RESTARTED")
+        starts = [e for e in events[last_restart:] if e["event"] == "ROLLBACK_START"]
+        assert len(starts) == 1
+        assert starts[0]["data"]["totalSteps"] == 2

@@ -372,3 +372,31 @@ async def test_terminate_with_rollback_of_a_queued_instance_that_never_started()
         assert status["status"] == "terminated"
         assert status["rollback"] is None
         assert log == []
+
+
+async def test_status_stays_running_while_terminate_rollback_runs() -> None:
+    hold = Gate()
+    calls: list[str] = []
+
+    async def slow_undo(rb) -> None:
+        calls.append("a")
+        await hold(None)
+
+    class Saga(WorkflowEntrypoint):
+        async def run(self, event, step):
+            await step.do("a", lambda: 1, rollback=slow_undo)
+            await step.sleep("nap", "1 day")
+
+    async with Emulator() as emu:
+        inst = await emu.workflow(Saga, name="saga").create(id="t1")
+        await inst.wait(until={"waiting"}, timeout=10)
+        await inst.terminate(rollback=True)
+        await hold.until_entered()
+        status = await inst.status()
+        assert status["status"] == "running"
+        assert status["rollback"] is None
+        hold.release.set()
+        status = await inst.wait(timeout=10)
+        assert status["status"] == "terminated"
+        assert status["rollback"] == {"outcome": "complete", "error": None}
+        assert calls == ["a"]

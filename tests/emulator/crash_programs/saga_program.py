@@ -159,6 +159,36 @@ class PauseWhileRunning(WorkflowEntrypoint):
         return [a, b, c]
 
 
+class RollbackCrashNoRetry(WorkflowEntrypoint):
+    """Like `RollbackCrash`, but b's handler allows no retry: the crash fails the rollback."""
+
+    async def run(self, event, step):
+        await step.do("a", forward("a"), rollback=handler("a"))
+        await step.do("b", forward("b"), rollback=handler("b", crash_first=True),
+                      rollback_config={"retries": {"limit": 0}})
+        await step.do("c", forward("c"), rollback=handler("c"))
+        raise RuntimeError("plain failure after the steps")
+
+
+class ParallelCrash(WorkflowEntrypoint):
+    """p1 and p2 start together; p1 completes; the process dies inside p2."""
+
+    async def run(self, event, step):
+        async def p2(ctx):
+            record(kind="fwd", step="p2", attempt=ctx["attempt"])
+            if PHASE == "first":
+                await asyncio.sleep(0.2)  # p1 finishes meanwhile
+                crash()
+            return "out-p2"
+
+        results = await asyncio.gather(
+            step.do("p1", forward("p1"), rollback=handler("p1")),
+            step.do("p2", p2, rollback=handler("p2")),
+        )
+        await step.do("after", forward("after"))
+        return results
+
+
 SCENARIOS: dict[str, type] = {
     "forward": ForwardCrash,
     "forward-last-attempt": ForwardCrashLastAttempt,
@@ -170,6 +200,8 @@ SCENARIOS: dict[str, type] = {
     "paused": Sleeper,
     "terminate": TerminateCrash,
     "waiting-for-pause": PauseWhileRunning,
+    "rollback-no-retry": RollbackCrashNoRetry,
+    "parallel": ParallelCrash,
 }
 
 
@@ -187,7 +219,8 @@ async def first(scenario: str) -> None:
     async with Emulator(STATE_DIR) as emu:
         wf = emu.workflow(SCENARIOS[scenario], name="crashy")
         inst = await wf.create(id=INSTANCE_ID, params={"scenario": scenario})
-        if scenario in ("forward", "forward-last-attempt", "rollback"):
+        if scenario in ("forward", "forward-last-attempt", "rollback", "rollback-no-retry",
+                        "parallel"):
             status = await inst.wait(timeout=30)  # the crash happens inside
         elif scenario == "sleep":
             status = await inst.wait(until={"waiting"}, timeout=30)

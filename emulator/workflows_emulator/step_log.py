@@ -1,0 +1,206 @@
+"""An instance's event log: the one durable record of its steps, which are folded from it.
+
+Every transition is an entry appended inside a transaction (``STEP_START``, ``ATTEMPT_*``,
+``ROLLBACK_*``, ...). The same `fold` turns an entry into the in-memory `StepRow` when it is
+appended and when the log is read back after a restart, so what the engine sees live and
+what it rebuilds after a crash cannot drift apart. Appending to one table keeps each commit
+to a page or two.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from .durable_object import DurableObjectStorage
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS log (
+    id INTEGER PRIMARY KEY, ts REAL NOT NULL, event TEXT NOT NULL, key TEXT, step TEXT,
+    attempt INTEGER, data TEXT
+);
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY, type TEXT NOT NULL, payload TEXT NOT NULL, ts REAL NOT NULL
+);
+"""
+_STARTS = frozenset({"STEP_START", "ROLLBACK_STEP_START", "SLEEP_START", "WAIT_START"})
+_INTERNAL = ("kind", "name", "count", "seq")
+_INSERT = "INSERT INTO log (id, ts, event, key, step, attempt, data) VALUES "
+_INSERTS: dict[int, str] = {}
+
+
+@dataclass
+class StepRow:
+    """One step (a ``do``, ``sleep``, ``wait`` or ``rollback``), as folded from the log."""
+
+    key: str
+    kind: str
+    name: str
+    count: int
+    seq: int
+    state: str = "running"
+    attempts: int = 0
+    attempt_open: int = 0
+    config: str | None = None
+    output: str | None = None
+    error: str | None = None
+    has_rollback: int = 0
+    started_at: float | None = None
+    ended_at: float | None = None
+    wake_at: float | None = None
+
+    @property
+    def label(self) -> str:
+        """``"<name>-<count>"``, as Workflows shows steps (a handler shows its step's)."""
+        return self.name if self.kind == "rollback" else f"{self.name}-{self.count}"
+
+
+def fold(rows: dict[str, StepRow], event: str, key: str | None, ts: float,
+         attempt: int | None, data: dict[str, Any] | None) -> StepRow | None:
+    """Apply one log entry to ``rows``; return the row it touched."""
+    data = data or {}
+    if event == "WORKFLOW_RESUMED":
+        shift = data.get("shiftMs", 0)
+        for row in rows.values():
+            if row.state == "running" and row.wake_at is not None:
+                row.wake_at += shift
+        return None
+    if key is None:
+        return None
+    found = rows.get(key)
+    if event in _STARTS or found is None:
+        if "kind" not in data:
+            return found
+        row = StepRow(
+            key=key, kind=data["kind"], name=data["name"], count=data["count"], seq=data["seq"],
+            config=json.dumps(data["config"]) if data.get("config") is not None else None,
+            has_rollback=int(bool(data.get("hasRollback"))), started_at=ts,
+            wake_at=data.get("until"),
+        )
+        rows[key] = row
+        if event in _STARTS:
+            return row
+    else:
+        row = found
+    if event.endswith("ATTEMPT_START"):
+        row.attempts, row.attempt_open, row.wake_at = attempt or row.attempts + 1, 1, None
+    elif event.endswith("ATTEMPT_SUCCESS"):
+        row.attempt_open = 0
+    elif event.endswith("ATTEMPT_FAILURE"):
+        row.attempt_open = 0
+        if "retryDelayMs" in data:
+            row.wake_at = ts + data["retryDelayMs"]
+    elif event.endswith("STEP_SUCCESS") or event in ("SLEEP_COMPLETE", "WAIT_COMPLETE"):
+        row.state, row.ended_at, row.wake_at = "success", ts, None
+        if "output" in data:
+            row.output = json.dumps(data["output"])
+    elif event.endswith("STEP_FAILURE") or event == "WAIT_TIMEOUT":
+        row.state, row.ended_at, row.wake_at = "failure", ts, None
+        row.attempt_open = 0
+        row.error = json.dumps(data.get("error"))
+    return row
+
+
+class InstanceLog:
+    """The log of one instance, in its Durable-Object stand-in.
+
+    Args:
+        storage: the instance's storage.
+        on_append: told of every entry appended (for live subscribers).
+    """
+
+    def __init__(self, storage: DurableObjectStorage,
+                 on_append: Callable[[int, str, str | None, int | None, dict[str, Any] | None,
+                                      float], None]) -> None:
+        self.storage = storage
+        storage.sql.executescript(_SCHEMA)
+        self._on_append = on_append
+        self._pending: list[tuple[Any, ...]] = []
+        self._in_tx = False
+        last = storage.sql.exec("SELECT max(id) AS m FROM log").one()["m"]
+        self._next_id = (last or 0) + 1
+        self.rows: dict[str, StepRow] = {}
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Entries appended inside are committed together (with any other write) at the end."""
+        with self.storage.transaction():
+            outer = not self._in_tx
+            self._in_tx = True
+            try:
+                yield
+                if outer and self._pending:
+                    self._flush()
+            except BaseException:
+                if outer:
+                    self.load()  # what was folded in memory did not happen
+                raise
+            finally:
+                if outer:
+                    self._in_tx = False
+                    self._pending = []
+
+    def _flush(self) -> None:
+        # One multi-row INSERT: far cheaper than executemany for the two to four entries
+        # a transition writes.
+        pending = self._pending
+        sql = _INSERTS.get(len(pending))
+        if sql is None:
+            sql = _INSERT + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(pending))
+            if len(_INSERTS) < 16:
+                _INSERTS[len(pending)] = sql
+        self.storage.sql.exec(sql, *(v for entry in pending for v in entry))
+
+    def append(self, event: str, ts: float, row: StepRow | None = None, *,
+               attempt: int | None = None, data: dict[str, Any] | None = None,
+               key: str | None = None, label: str | None = None) -> StepRow | None:
+        """Append one entry (inside `transaction`) and fold it into the rows."""
+        assert self._in_tx, "log entries are appended inside a transaction"
+        key = row.key if row is not None else key
+        label = row.label if row is not None else label
+        entry_id = self._next_id
+        self._next_id += 1
+        self._pending.append((entry_id, ts, event, key, label, attempt,
+                              json.dumps(data) if data is not None else None))
+        touched = fold(self.rows, event, key, ts, attempt, data)
+        self._on_append(entry_id, event, label, attempt, _public(data), ts)
+        return touched
+
+    def load(self) -> dict[str, StepRow]:
+        """Rebuild every row from the persisted log."""
+        rows: dict[str, StepRow] = {}
+        cur = self.storage.sql.exec(
+            "SELECT ts, event, key, attempt, data FROM log ORDER BY id")
+        for ts, event, key, attempt, data in cur.raw():
+            fold(rows, event, key, ts, attempt, json.loads(data) if data else None)
+        self.rows = rows
+        return rows
+
+    def forget(self, keys: set[str] | None = None) -> None:
+        """Erase the entries of ``keys`` (all entries if ``None``), inside a transaction."""
+        if keys is None:
+            self.storage.sql.exec("DELETE FROM log")
+            self.storage.sql.exec("DELETE FROM inbox")
+        else:
+            for key in keys:
+                self.storage.sql.exec("DELETE FROM log WHERE key = ?", key)
+        self.load()
+
+    def entries(self, after: int = 0) -> list[dict[str, Any]]:
+        """The log as dicts, oldest first (internal bookkeeping fields left out)."""
+        rows = self.storage.sql.exec(
+            "SELECT id, ts, event, step, attempt, data FROM log WHERE id > ? ORDER BY id", after)
+        return [
+            {"id": r["id"], "timestamp": r["ts"], "event": r["event"], "step": r["step"],
+             "attempt": r["attempt"], "data": _public(json.loads(r["data"]) if r["data"] else None)}
+            for r in rows
+        ]
+
+
+def _public(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    if data is None or not any(k in data for k in _INTERNAL):
+        return data
+    return {k: v for k, v in data.items() if k not in _INTERNAL} or None
