@@ -11,7 +11,6 @@ import json
 import re
 import sqlite3
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -104,26 +103,12 @@ class DurableObjectStorage:
 
     # -- transactions -------------------------------------------------------------------
 
-    @contextmanager
-    def transaction(self) -> Iterator[DurableObjectStorage]:
-        """Group writes: committed together when the block ends, rolled back on error."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self
-            finally:
-                self._depth -= 1
-            return
-        self._conn.execute("BEGIN")
-        self._depth = 1
-        try:
-            yield self
-        except BaseException:
-            self._depth = 0
-            self._conn.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self._conn.execute("COMMIT")
+    def transaction(self) -> _Transaction:
+        """Group writes: committed together when the block ends, rolled back on error.
+
+        Nested blocks join the outer one.
+        """
+        return _Transaction(self)
 
     # -- key-value ----------------------------------------------------------------------
 
@@ -189,6 +174,28 @@ class DurableObjectStorage:
     def close(self) -> None:
         """Close the database (further use raises)."""
         self._conn.close()
+
+
+class _Transaction:
+    """``with storage.transaction():`` (a class: this sits on every step's hot path)."""
+
+    __slots__ = ("_storage",)
+
+    def __init__(self, storage: DurableObjectStorage) -> None:
+        self._storage = storage
+
+    def __enter__(self) -> DurableObjectStorage:
+        storage = self._storage
+        if storage._depth == 0:
+            storage._conn.execute("BEGIN")
+        storage._depth += 1
+        return storage
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        storage = self._storage
+        storage._depth -= 1
+        if storage._depth == 0:
+            storage._conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
 
 
 class DurableObjectNamespace:

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import tempfile
@@ -26,7 +27,7 @@ from .durable_object import DurableObjectNamespace, DurableObjectStorage
 from .engine import InstanceEngine
 from .errors import EmulatorError, InstanceNotFoundError, WorkflowError
 from .events import FINAL_SUBSCRIBE_EVENTS, TERMINAL, subscribe_event
-from .step_log import StepRow
+from .step_log import StepRow, public_data
 from .values import encode_value
 
 ID_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_-]*$")
@@ -124,6 +125,7 @@ class Emulator:
         self._busy = 0
         self._activity_count = 0
         self._activity = asyncio.Event()
+        self._activity_waiters = 0
         self._slots: set[InstanceEngine] = set()
         self._slot_waiters: list[tuple[int, int, asyncio.Future[None], InstanceEngine]] = []
         self._slot_seq = 0
@@ -260,10 +262,13 @@ class Emulator:
 
     async def _wait_activity(self, timeout: float) -> None:
         event = self._activity
+        self._activity_waiters += 1
         try:
             await asyncio.wait_for(event.wait(), timeout)
         except TimeoutError:
             pass
+        finally:
+            self._activity_waiters -= 1
 
     async def _drive_until(self, engine: InstanceEngine, done: Callable[[], bool],
                            timeout: float | None) -> None:
@@ -334,12 +339,9 @@ class Emulator:
 
     def activity(self) -> None:
         self._activity_count += 1
-        if self._waiters_present():
+        if self._activity_waiters:
             self._activity.set()
             self._activity = asyncio.Event()
-
-    def _waiters_present(self) -> bool:
-        return True
 
     def status_changed(self, engine: InstanceEngine) -> None:
         now = self.clock.now_ms()
@@ -355,7 +357,8 @@ class Emulator:
         queues = self._subscribers.get((engine.workflow, engine.id))
         if queues:
             entry = {"id": event_id, "timestamp": ts, "event": event, "step": step,
-                     "attempt": attempt, "data": data}
+                     "attempt": attempt,
+                     "data": json.loads(json.dumps(public_data(data)))}  # no aliasing
             for queue in queues:
                 queue.put_nowait(entry)
 

@@ -100,6 +100,16 @@ class PlannedStep:
         return data
 
 
+_DEFAULT_RESOLVED = resolve_config(None)
+_DEFAULT_SHOWN = describe_config(_DEFAULT_RESOLVED)
+_DEFAULT_SHOWN_TEXT = json.dumps(_DEFAULT_SHOWN)
+
+
+def _resolve(config: Any) -> dict[str, Any]:
+    # The defaults are resolved once: most steps have no config of their own.
+    return _DEFAULT_RESOLVED if config is None else resolve_config(config)
+
+
 def step_key(kind: str, name: str, count: int) -> str:
     """The cache key of the ``count``-th ``kind`` step called ``name``."""
     return f"{kind}:{count}:{name}"
@@ -395,7 +405,7 @@ class InstanceEngine:
             if row is not None:
                 self._register(key, row.has_rollback, call)
             return None
-        resolved = resolve_config(call.config)
+        resolved = _resolve(call.config)
         start: PlannedStep | None = None
         if row is None:
             if self._do_steps >= self.step_limit:
@@ -403,8 +413,9 @@ class InstanceEngine:
                     f"The limit of {self.step_limit} steps has been reached. This limit can be "
                     "changed in your worker configuration.")
             self._do_steps += 1
-            start = PlannedStep(key, "do", call.name, count, self._take_seq(),
-                                describe_config(resolved), has_rollback=call.rollback is not None)
+            shown = _DEFAULT_SHOWN if resolved is _DEFAULT_RESOLVED else describe_config(resolved)
+            start = PlannedStep(key, "do", call.name, count, self._take_seq(), shown,
+                                has_rollback=call.rollback is not None)
         else:
             stored = json.loads(row.config or "null")
             if stored is not None:  # the persisted config wins on replay (a delay function stays)
@@ -519,7 +530,7 @@ class InstanceEngine:
     ) -> Any:
         """Run attempts until one succeeds or none is left; every transition is committed."""
         allowed = attempts_allowed(resolved)
-        shown_config = describe_config(resolved)
+        shown_config = _DEFAULT_SHOWN if resolved is _DEFAULT_RESOLVED else describe_config(resolved)
         limit_ms = timeout_ms(resolved)
         while True:
             if row is not None and row.wake_at is not None and row.wake_at > self.clock.now_ms():
@@ -529,8 +540,9 @@ class InstanceEngine:
             with self.log.transaction():
                 if row is None:
                     assert start is not None
+                    texts = {"config": _DEFAULT_SHOWN_TEXT} if start.config is _DEFAULT_SHOWN else None
                     row = self.log.append(events.step_start, now, key=start.key,
-                                          label=start.label, data=start.start_data())
+                                          label=start.label, data=start.start_data(), texts=texts)
                     assert row is not None
                 attempt = row.attempts + 1
                 self.log.append(events.attempt_start, now, row, attempt=attempt)
@@ -565,9 +577,10 @@ class InstanceEngine:
             with self.log.transaction():
                 now = self.clock.now_ms()
                 self.log.append(events.attempt_success, now, row, attempt=attempt)
-                self.log.append(events.step_success, now, row,
-                                data={"output": json.loads(encoded)})
-            return json.loads(encoded)
+                output = json.loads(encoded)
+                self.log.append(events.step_success, now, row, data={"output": output},
+                                texts={"output": encoded})
+            return output
 
     async def _retry_delay(self, resolved: dict[str, Any], attempt: int, ctx: StepContext,
                            exc: BaseException) -> int | None:
@@ -654,7 +667,7 @@ class InstanceEngine:
                                         label=fwd.label,
                                         data={**planned.start_data(), "error": failure})
                     break
-                resolved = resolve_config(entry.options.config)
+                resolved = _resolve(entry.options.config)
                 planned = PlannedStep(rkey, "rollback", fwd.label, 1, -1,
                                       describe_config(resolved))
                 handler_input = RollbackContext(

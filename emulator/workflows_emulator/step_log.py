@@ -10,8 +10,7 @@ to a page or two.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,8 +58,12 @@ class StepRow:
 
 
 def fold(rows: dict[str, StepRow], event: str, key: str | None, ts: float,
-         attempt: int | None, data: dict[str, Any] | None) -> StepRow | None:
-    """Apply one log entry to ``rows``; return the row it touched."""
+         attempt: int | None, data: dict[str, Any] | None,
+         texts: dict[str, str] | None = None) -> StepRow | None:
+    """Apply one log entry to ``rows``; return the row it touched.
+
+    ``texts`` may carry the JSON of ``config`` / ``output`` already encoded.
+    """
     data = data or {}
     if event == "WORKFLOW_RESUMED":
         shift = data.get("shiftMs", 0)
@@ -76,7 +79,8 @@ def fold(rows: dict[str, StepRow], event: str, key: str | None, ts: float,
             return found
         row = StepRow(
             key=key, kind=data["kind"], name=data["name"], count=data["count"], seq=data["seq"],
-            config=json.dumps(data["config"]) if data.get("config") is not None else None,
+            config=(texts or {}).get("config") or (
+                json.dumps(data["config"]) if data.get("config") is not None else None),
             has_rollback=int(bool(data.get("hasRollback"))), started_at=ts,
             wake_at=data.get("until"),
         )
@@ -96,12 +100,48 @@ def fold(rows: dict[str, StepRow], event: str, key: str | None, ts: float,
     elif event.endswith("STEP_SUCCESS") or event in ("SLEEP_COMPLETE", "WAIT_COMPLETE"):
         row.state, row.ended_at, row.wake_at = "success", ts, None
         if "output" in data:
-            row.output = json.dumps(data["output"])
+            row.output = (texts or {}).get("output") or json.dumps(data["output"])
     elif event.endswith("STEP_FAILURE") or event == "WAIT_TIMEOUT":
         row.state, row.ended_at, row.wake_at = "failure", ts, None
         row.attempt_open = 0
         row.error = json.dumps(data.get("error"))
     return row
+
+
+class _LogTransaction:
+    """``with log.transaction():`` (a class: this sits on every step's hot path)."""
+
+    __slots__ = ("_log", "_outer", "_storage_tx")
+
+    def __init__(self, log: InstanceLog) -> None:
+        self._log = log
+        self._storage_tx = log.storage.transaction()
+        self._outer = False
+
+    def __enter__(self) -> None:
+        self._storage_tx.__enter__()
+        log = self._log
+        self._outer = not log._in_tx
+        log._in_tx = True
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        log = self._log
+        failed = exc_type is not None
+        try:
+            if self._outer and not failed and log._pending:
+                log._flush()
+            self._storage_tx.__exit__(exc_type, None, None)
+        except BaseException:
+            failed = True
+            if log.storage._depth:  # the flush failed: the commit never ran
+                self._storage_tx.__exit__(BaseException, None, None)
+            raise
+        finally:
+            if self._outer:
+                log._in_tx = False
+                log._pending = []
+                if failed:
+                    log.load()  # what was folded in memory did not happen
 
 
 class InstanceLog:
@@ -124,24 +164,9 @@ class InstanceLog:
         self._next_id = (last or 0) + 1
         self.rows: dict[str, StepRow] = {}
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> _LogTransaction:
         """Entries appended inside are committed together (with any other write) at the end."""
-        with self.storage.transaction():
-            outer = not self._in_tx
-            self._in_tx = True
-            try:
-                yield
-                if outer and self._pending:
-                    self._flush()
-            except BaseException:
-                if outer:
-                    self.load()  # what was folded in memory did not happen
-                raise
-            finally:
-                if outer:
-                    self._in_tx = False
-                    self._pending = []
+        return _LogTransaction(self)
 
     def _flush(self) -> None:
         # One multi-row INSERT: far cheaper than executemany for the two to four entries
@@ -156,17 +181,21 @@ class InstanceLog:
 
     def append(self, event: str, ts: float, row: StepRow | None = None, *,
                attempt: int | None = None, data: dict[str, Any] | None = None,
-               key: str | None = None, label: str | None = None) -> StepRow | None:
-        """Append one entry (inside `transaction`) and fold it into the rows."""
+               key: str | None = None, label: str | None = None,
+               texts: dict[str, str] | None = None) -> StepRow | None:
+        """Append one entry (inside `transaction`) and fold it into the rows.
+
+        ``texts`` may give the JSON of ``data``'s ``config``/``output`` already encoded.
+        """
         assert self._in_tx, "log entries are appended inside a transaction"
-        key = row.key if row is not None else key
-        label = row.label if row is not None else label
+        if row is not None:
+            key, label = row.key, row.label
         entry_id = self._next_id
         self._next_id += 1
         self._pending.append((entry_id, ts, event, key, label, attempt,
-                              json.dumps(data) if data is not None else None))
-        touched = fold(self.rows, event, key, ts, attempt, data)
-        self._on_append(entry_id, event, label, attempt, _public(data), ts)
+                              _dump(data, texts) if data is not None else None))
+        touched = fold(self.rows, event, key, ts, attempt, data, texts)
+        self._on_append(entry_id, event, label, attempt, data, ts)
         return touched
 
     def load(self) -> dict[str, StepRow]:
@@ -198,6 +227,21 @@ class InstanceLog:
              "attempt": r["attempt"], "data": _public(json.loads(r["data"]) if r["data"] else None)}
             for r in rows
         ]
+
+
+def _dump(data: dict[str, Any], texts: dict[str, str] | None) -> str:
+    if not texts:
+        return json.dumps(data)
+    # Splice pre-encoded values in rather than encoding them a second time.
+    rest = {k: v for k, v in data.items() if k not in texts}
+    parts = [json.dumps(rest)[1:-1]] if rest else []
+    parts += [f"{json.dumps(k)}: {v}" for k, v in texts.items() if k in data]
+    return "{" + ", ".join(parts) + "}"
+
+
+def public_data(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``data`` without the engine's own bookkeeping fields."""
+    return _public(data)
 
 
 def _public(data: dict[str, Any] | None) -> dict[str, Any] | None:
