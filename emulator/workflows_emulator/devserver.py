@@ -427,7 +427,8 @@ async def run_dev(project: Project, state_dir: Path, ip: str, port: int) -> int:
 
 async def _serve_project(project: Project, state_dir: Path, ip: str, port: int,
                          write_lock: Callable[[str, int], None]) -> int:
-    async with open_runtime(project, state_dir, clock="real") as rt:
+    # Ctrl-C lets running step callbacks finish (up to 10 s) so no attempt is wasted.
+    async with open_runtime(project, state_dir, clock="real", drain_timeout=10.0) as rt:
         server = DevServer(rt, ip, port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

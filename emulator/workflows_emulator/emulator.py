@@ -141,12 +141,21 @@ class Emulator:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def close(self) -> None:
-        """Stop every running instance where it is (its state stays on disk) and close."""
+    async def close(self, drain_timeout: float = 0.0) -> None:
+        """Stop every running instance where it is (its state stays on disk) and close.
+
+        Args:
+            drain_timeout: real seconds that running step callbacks and rollback handlers
+                get to finish first (no new attempt starts meanwhile); ``0`` stops them at
+                once, as a crash would (the attempt is then retried on the next start).
+        """
         if self._closed:
             return
         self._closed = True
-        for engine in list(self._engines.values()):
+        engines = list(self._engines.values())
+        if drain_timeout > 0:
+            await asyncio.gather(*(e.drain(drain_timeout) for e in engines))
+        for engine in engines:
             await engine.halt("shutdown")
             engine.storage.close()
         self._engines.clear()

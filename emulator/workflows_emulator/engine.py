@@ -143,6 +143,7 @@ class InstanceEngine:
         self._busy = 0
         self._replay_only = False
         self._rollback_phase = False
+        self._draining = False
         self._driver: asyncio.Task[None] | None = None
         self._stop_reason: str | None = None
         self._step_tasks: set[asyncio.Task[Any]] = set()
@@ -205,7 +206,11 @@ class InstanceEngine:
         self._cancel_step_tasks()
 
     async def drain(self, timeout: float) -> None:
-        """Stop driving once running callbacks finish (or after ``timeout`` real seconds)."""
+        """Stop driving once running callbacks finish (or after ``timeout`` real seconds).
+
+        No new attempt starts meanwhile: each parks at its checkpoint until the halt.
+        """
+        self._draining = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self._busy and loop.time() < deadline:
@@ -723,7 +728,9 @@ class InstanceEngine:
                 self.storage.delete_alarm()
 
     async def _checkpoint(self) -> None:
-        """Where a stop asked for meanwhile (pause, terminate) takes effect."""
+        """Where a stop asked for meanwhile (pause, terminate, shutdown) takes effect."""
+        if self._draining:
+            await asyncio.get_running_loop().create_future()  # until halt() cancels it
         if self._stop_reason is not None:
             await asyncio.sleep(0)
 

@@ -341,10 +341,11 @@ def open_runtime_sync(project: Project, state_dir: str | Path, *,
         module = import_entry(project)
         limits = {w.step_limit for w in project.workflows if w.step_limit}
         emu = Emulator(state_dir, clock=clock, step_limit=max(limits) if limits else 10_000)
+        by_name = {w.name: w.step_limit for w in project.workflows}
         env, bindings = make_env(project)
         workflows = {
             wf.name: emu.workflow(getattr(module, wf.class_name), name=wf.name, env=env,
-                                  ctx=ExecutionContext())
+                                  ctx=ExecutionContext(), step_limit=by_name[wf.name])
             for wf in project.workflows
         }
         for wf in project.workflows:
@@ -354,11 +355,14 @@ def open_runtime_sync(project: Project, state_dir: str | Path, *,
 
 @contextlib.asynccontextmanager
 async def open_runtime(project: Project, state_dir: str | Path, *,
-                       clock: str = "real") -> AsyncIterator[Runtime]:
-    """Load ``project``, resume its unfinished instances, and close cleanly on exit."""
+                       clock: str = "real", drain_timeout: float = 0.0) -> AsyncIterator[Runtime]:
+    """Load ``project``, resume its unfinished instances, and close cleanly on exit.
+
+    On exit, step callbacks still running get up to ``drain_timeout`` seconds to finish.
+    """
     with open_runtime_sync(project, state_dir, clock=clock) as rt:
         try:
             await rt.emulator.__aenter__()
             yield rt
         finally:
-            await rt.emulator.close()
+            await rt.emulator.close(drain_timeout=drain_timeout)

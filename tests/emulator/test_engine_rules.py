@@ -265,3 +265,33 @@ def test_state_path_that_is_a_file_is_rejected(tmp_path: Path) -> None:
     f.write_text("not a dir")
     with pytest.raises(EmulatorError, match="is a file"):
         Emulator(f)
+
+
+async def test_close_with_drain_lets_running_callbacks_finish(tmp_path: Path) -> None:
+    ran: list[str] = []
+
+    class Flow(WorkflowEntrypoint):
+        async def run(self, event: Any, step: Any) -> Any:
+            async def slow() -> str:
+                ran.append("slow-start")
+                await asyncio.sleep(0.3)  # real I/O, still running when close() is called
+                ran.append("slow-end")
+                return "slow"
+
+            await step.do("slow", slow)
+            await step.do("next", lambda: ran.append("next") or "next")
+            return "done"
+
+    emu = Emulator(tmp_path / "s", clock="real")
+    async with emu:
+        await emu.workflow(Flow, name="f").create(id="d")
+        while "slow-start" not in ran:
+            await asyncio.sleep(0.01)
+        await emu.close(drain_timeout=5)
+    assert ran == ["slow-start", "slow-end"]  # finished, and nothing new started
+    async with Emulator(tmp_path / "s", clock="real") as emu2:
+        inst = await emu2.workflow(Flow, name="f").get("d")
+        assert (await inst.wait(timeout=10))["output"] == "done"
+        attempts = [e for e in inst.events() if e["event"] == "ATTEMPT_START"]
+    assert ran == ["slow-start", "slow-end", "next"]  # "slow" was not run again
+    assert len(attempts) == 2
