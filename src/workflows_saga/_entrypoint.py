@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ._step import WorkflowStep
@@ -35,20 +36,38 @@ def as_workflow_step(step: Any) -> WorkflowStep:
     )
 
 
-def _wrap_run(cls: type) -> None:
+def wrap_run(
+    cls: type,
+    *,
+    marker: str,
+    step_for: Callable[[Any], Any],
+    event_for: Callable[[Any], Any] | None = None,
+    result_for: Callable[[Any], Any] | None = None,
+) -> None:
+    """Wrap ``cls.run`` (if ``cls`` defines one) so it gets its step through ``step_for``.
+
+    ``event_for`` and ``result_for`` optionally convert the event and the returned value;
+    ``marker`` names the attribute that keeps a class from being wrapped twice.
+    """
     run = cls.__dict__.get("run")
-    if run is None or getattr(run, "__saga_wrapped__", False):
+    if run is None or getattr(run, marker, False):
         return
 
     @functools.wraps(run)
-    async def run_with_saga_step(self: Any, event: Any = None, step: Any = None, /) -> Any:
-        result = run(self, event, as_workflow_step(step))
+    async def wrapped_run(self: Any, event: Any = None, step: Any = None, /) -> Any:
+        if event_for is not None and event is not None:
+            event = event_for(event)
+        result = run(self, event, step_for(step))
         if inspect.isawaitable(result):
             result = await result
-        return result
+        return result_for(result) if result_for is not None else result
 
-    run_with_saga_step.__saga_wrapped__ = True  # type: ignore[attr-defined]
-    cls.run = run_with_saga_step  # type: ignore[attr-defined]
+    setattr(wrapped_run, marker, True)
+    cls.run = wrapped_run  # type: ignore[attr-defined]
+
+
+def _wrap_run(cls: type) -> None:
+    wrap_run(cls, marker="__saga_wrapped__", step_for=as_workflow_step)
 
 
 class WorkflowEntrypoint:

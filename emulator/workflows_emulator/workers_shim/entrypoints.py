@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 from workflows_saga import WorkflowStep
+from workflows_saga._entrypoint import wrap_run
 from workflows_saga._step import ConfigLike, StepFunction
 
 from .rpc import python_from_rpc, python_to_rpc
@@ -37,25 +36,15 @@ class SdkWorkflowStep(WorkflowStep):
         return super().do(name, concurrent=concurrent, config=config)
 
 
+def _sdk_step(step: Any) -> Any:
+    if isinstance(step, WorkflowStep) and not isinstance(step, SdkWorkflowStep):
+        return SdkWorkflowStep(step.backend)
+    return step
+
+
 def _wrap_run(cls: type) -> None:
-    run = cls.__dict__.get("run")
-    if run is None or getattr(run, "__sdk_wrapped__", False):
-        return
-
-    @functools.wraps(run)
-    async def wrapped_run(self: Any, event: Any = None, step: Any = None, /,
-                          *args: Any, **kwargs: Any) -> Any:
-        if event is not None:
-            event = python_from_rpc(event)
-        if isinstance(step, WorkflowStep) and not isinstance(step, SdkWorkflowStep):
-            step = SdkWorkflowStep(step.backend)
-        result = run(self, event, step, *args, **kwargs)
-        if inspect.isawaitable(result):
-            result = await result
-        return None if result is None else python_to_rpc(result)
-
-    wrapped_run.__sdk_wrapped__ = True  # type: ignore[attr-defined]
-    cls.run = wrapped_run  # type: ignore[attr-defined]
+    wrap_run(cls, marker="__sdk_wrapped__", step_for=_sdk_step, event_for=python_from_rpc,
+             result_for=lambda result: None if result is None else python_to_rpc(result))
 
 
 class WorkflowEntrypoint:
