@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # npm tooling (Node 22, wrangler, pyodide), the offline Pyodide bundle, vendored SDK.
-$(RUNTIME): package.json package-lock.json $(wildcard tools/realruntime/*.py)
-	$(PY) tools/realruntime/setup.py
+$(RUNTIME): $(STAMP) package.json package-lock.json $(wildcard tools/realruntime/*.py)
+	$(VPY) tools/realruntime/setup.py
 	mkdir -p .build && touch $(RUNTIME)
 
 ## demo: run the bundled transfer saga on the embedded emulator (prints the rollback phase)

@@ -116,7 +116,9 @@ class InstanceApi:
         wf = self.rt.workflows.get(name)
         if wf is None:
             known = ", ".join(self.rt.workflows) or "none"
-            raise ApiError(404, f'Workflow "{name}" not found (this project has: {known})')
+            raise ApiError(404, f'Workflow "{name}" not found (this project has: {known}, from '
+                                f"{self.rt.project.config_path}); pass --config to use another "
+                                "project")
         return wf
 
     async def _workflow_info(self, name: str) -> dict[str, Any]:
@@ -347,7 +349,10 @@ class DevServer:
         try:
             response = await self.fetch(request)
         except Exception:
-            return _text(500, traceback.format_exc())
+            text = traceback.format_exc()
+            print(f"✘ [ERROR] {request.method} {request.url} failed:\n{text}", file=sys.stderr,
+                  flush=True)  # as wrangler dev does: the console shows what went wrong
+            return _text(500, text)
         if not isinstance(response, Response):
             return _text(500, f"fetch returned {type(response).__name__}, not a Response")
         return response.status, list(response.headers.items()), response.raw_body()

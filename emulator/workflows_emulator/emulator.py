@@ -26,7 +26,7 @@ from .clock import Clock, RealClock, VirtualClock
 from .durable_object import DurableObjectNamespace, DurableObjectStorage
 from .engine import InstanceEngine
 from .errors import EmulatorError, InstanceNotFoundError, WorkflowError
-from .events import FINAL_SUBSCRIBE_EVENTS, TERMINAL, subscribe_event
+from .events import FINAL_SUBSCRIBE_EVENTS, STATUSES, TERMINAL, subscribe_event
 from .step_log import StepRow, public_data
 from .values import encode_value
 
@@ -174,6 +174,12 @@ class Emulator:
         Instances of this workflow left unfinished in the state directory (by a crash or a
         stop) resume.
         """
+        if not isinstance(cls, type):
+            raise TypeError(
+                "workflow() registers a class: emulator.workflow(MyWorkflow, name='my-workflow')"
+                f"; got {type(cls).__name__} {cls!r}. To look up instances, use the returned "
+                "binding's get()"
+            )
         wf_name = validate_workflow_name(name or _kebab(cls.__name__))
         if not callable(getattr(cls, "run", None)):
             raise EmulatorError(f"{cls.__name__} has no run(self, event, step) method")
@@ -468,7 +474,7 @@ class Instance:
         """``{"status", "error", "output", "rollback"}``."""
         return self._engine.status_dict()
 
-    async def wait(self, *, until: Iterable[str] | None = None,
+    async def wait(self, *, until: str | Iterable[str] | None = None,
                    timeout: float | None = None) -> dict[str, Any]:
         """Drive the instance until its status is terminal (or one of ``until``); return it.
 
@@ -480,6 +486,11 @@ class Instance:
             timeout: give up after this many real seconds (`TimeoutError`).
         """
         engine = self._engine
+        if isinstance(until, str):
+            until = {until}
+        unknown = sorted(set(until or ()) - set(STATUSES))
+        if unknown:
+            raise EmulatorError(f"unknown status(es) {unknown} in until=; use some of {STATUSES}")
         targets = set(until) if until is not None else set(TERMINAL)
         targets |= TERMINAL
 
@@ -503,8 +514,14 @@ class Instance:
         await self._engine.resume()
 
     async def terminate(self, rollback: bool = False) -> None:
-        """Stop the instance; with ``rollback=True`` run its rollback handlers first."""
-        await self._engine.terminate(rollback=rollback)
+        """Stop the instance; with ``rollback=True`` run its rollback handlers first.
+
+        Returns once the instance is ``terminated`` (after the handlers, as on Cloudflare).
+        """
+        engine = self._engine
+        await engine.terminate(rollback=rollback)
+        if rollback:
+            await self._emu._drive_until(engine, lambda: engine.terminal, None)
 
     async def restart(self, from_step: str | Mapping[str, Any] | None = None) -> None:
         """Run again from scratch, or from step ``from_step`` (name, or ``{name, count, type}``)."""

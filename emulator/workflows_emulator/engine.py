@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from workflows_saga import NonRetryableError, RollbackContext, StepContext
+from workflows_saga import RollbackContext, StepContext
 from workflows_saga._backend import RollbackOptions, StepCall
 from workflows_saga._config import (
     attempts_allowed,
@@ -27,11 +27,16 @@ from workflows_saga._config import (
     timeout_ms,
 )
 from workflows_saga._durations import Duration, duration_ms, parse_duration_ms
-from workflows_saga._errors import WorkflowTimeoutError, error_from_record, error_record
+from workflows_saga._errors import (
+    WorkflowTimeoutError,
+    error_from_record,
+    error_record,
+    is_non_retryable,
+)
 from workflows_saga._step import WorkflowStep
 
 from .durable_object import DurableObjectStorage
-from .errors import InvalidActionError, WorkflowError
+from .errors import InvalidActionError, SleepInThePastError, WorkflowError, WorkflowFatalError
 from .events import FORWARD, ROLLBACK, TERMINAL, StepEvents
 from .step_log import InstanceLog, StepRow
 from .values import (
@@ -52,9 +57,27 @@ INTERNAL_ERROR = {
     "message": "Attempt failed due to internal workflows error",
 }
 TERMINATED_ERROR = {"name": "Terminated", "message": "Instance terminated during rollback"}
+# What a Python handler sees of it on Cloudflare: the error crosses RPC as a plain Error,
+# which keeps the message but not the custom name (observed under workerd).
+TERMINATED_SEEN_BY_HANDLERS = {"name": "Error", "message": TERMINATED_ERROR["message"]}
 RESTART_TYPES = {"do": "do", "sleep": "sleep", "waitForEvent": "wait"}
 
 RunFactory = Callable[[], Callable[[dict[str, Any], Any], Awaitable[Any]]]
+
+
+DELAY_FUNCTION_TIMEOUT_S = 5.0
+
+
+async def _awaited(value: Awaitable[Any]) -> Any:
+    return await value
+
+
+class _DelayFunctionError(Exception):
+    """A retry delay function failed: the step fails for good (``NonRetryableDelayError``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.record = {"name": "NonRetryableDelayError", "message": message}
 
 
 class _FatalAbort(BaseException):
@@ -218,6 +241,8 @@ class InstanceEngine:
         await self.halt("shutdown")
 
     async def pause(self) -> None:
+        if self.status in ("paused", "waitingForPause"):
+            return  # already pausing: nothing to do, as on Cloudflare
         if self.status not in ("queued", "running", "waiting"):
             raise InvalidActionError(
                 f"(instance.cannot_pause) Cannot pause instance {self.id}: it is {self.status}")
@@ -263,7 +288,8 @@ class InstanceEngine:
         with self.log.transaction():
             self._set_meta(phase="rollback", trigger=TERMINATED_ERROR, terminating=True,
                            status="running", pause_requested=False)
-        self._registry.clear()
+        # Handlers registered by this process's run stay; replay rebuilds them only when the
+        # registry is empty (after a restart of the process), as Cloudflare's engine does.
         self._driver = asyncio.get_running_loop().create_task(self._drive())
 
     async def restart(self, from_step: dict[str, Any] | None = None) -> None:
@@ -313,7 +339,8 @@ class InstanceEngine:
 
     async def _drive(self) -> None:
         try:
-            await self.host.acquire_slot(self)
+            if not self.meta.get("terminating"):  # a terminate rollback needs no slot
+                await self.host.acquire_slot(self)
             self._load()
             self._recover_open_attempts()
             if self.meta.get("phase") == "rollback":
@@ -396,8 +423,7 @@ class InstanceEngine:
 
     async def do(self, call: StepCall) -> Any:
         await self._checkpoint()
-        if self._rollback_phase and self.meta.get("terminating"):
-            raise WorkflowError("Cannot execute steps during rollback phase")
+        self._refuse_during_terminate_rollback()
         count = self._next_count("do", call.name)
         key = step_key("do", call.name, count)
         row = self.rows.get(key)
@@ -414,7 +440,7 @@ class InstanceEngine:
         start: PlannedStep | None = None
         if row is None:
             if self._do_steps >= self.step_limit:
-                raise WorkflowError(
+                raise WorkflowFatalError(
                     f"The limit of {self.step_limit} steps has been reached. This limit can be "
                     "changed in your worker configuration.")
             self._do_steps += 1
@@ -454,7 +480,7 @@ class InstanceEngine:
 
         def wake(now: float) -> float:
             if at < now:
-                raise WorkflowError("You can't sleep until a time in the past, time-traveler")
+                raise SleepInThePastError("You can't sleep until a time in the past, time-traveler")
             return at
 
         await self._sleep(name, wake)
@@ -484,6 +510,7 @@ class InstanceEngine:
             raise WorkflowError(
                 f'waitForEvent "{name}": timeout must be between 1 second and 365 days')
         await self._checkpoint()
+        self._refuse_during_terminate_rollback()
         count = self._next_count("wait", name)
         key = step_key("wait", name, count)
         row = self.rows.get(key)
@@ -561,9 +588,13 @@ class InstanceEngine:
                 self._abort_unserialisable(row, exc)
             except Exception as exc:
                 record = error_record(exc)
-                retry = (attempt < allowed and not isinstance(exc, NonRetryableError)
-                         and record["name"] != "WorkflowInternalError")
-                delay = await self._retry_delay(resolved, attempt, ctx, exc) if retry else None
+                retry = attempt < allowed and not is_non_retryable(record)
+                delay = None
+                if retry:
+                    try:
+                        delay = await self._retry_delay(resolved, attempt, ctx, exc, row.label)
+                    except _DelayFunctionError as bad:
+                        record = bad.record
                 data: dict[str, Any] = {"error": record}
                 if delay is not None:
                     data["retryDelayMs"] = delay
@@ -588,15 +619,28 @@ class InstanceEngine:
             return output
 
     async def _retry_delay(self, resolved: dict[str, Any], attempt: int, ctx: StepContext,
-                           exc: BaseException) -> int | None:
-        """The wait before the next attempt; ``None`` if a delay function gave nonsense."""
+                           exc: BaseException, label: str) -> int:
+        """The wait before the next attempt: the (possibly dynamic) base delay, backed off.
+
+        Raises:
+            _DelayFunctionError: a delay function threw, hung (5 s) or returned nonsense.
+        """
         delay = resolved["retries"]["delay"]
         if callable(delay):
-            got = delay({"ctx": ctx, "error": exc})
-            if inspect.isawaitable(got):
-                got = await got
+            try:
+                got = delay({"ctx": ctx, "error": exc})
+                if inspect.isawaitable(got):
+                    got = await asyncio.wait_for(_awaited(got), DELAY_FUNCTION_TIMEOUT_S)
+            except Exception as failure:
+                raise _DelayFunctionError(
+                    f'The delay function for step "{label}" threw an error: {failure}'
+                ) from failure
             base = parse_duration_ms(got)
-            return None if base is None or base < 0 else int(base)
+            if base is None or base < 0:
+                raise _DelayFunctionError(
+                    f'The delay function for step "{label}" returned an invalid delay value '
+                    '(expected a number of ms or a duration string like "30 seconds")')
+            return backoff_delay_ms(resolved, attempt, base)
         return backoff_delay_ms(resolved, attempt, parse_duration_ms(delay) or 0.0)
 
     async def _with_timeout(self, awaitable: Awaitable[Any], ms: int) -> Any:
@@ -649,7 +693,8 @@ class InstanceEngine:
                 self._set_meta(rollback_started=True)
                 self.log.append("ROLLBACK_START", self.clock.now_ms(),
                                 data={"triggerError": trigger, "totalSteps": len(eligible)})
-        error = error_from_record(trigger)
+        error = error_from_record(
+            TERMINATED_SEEN_BY_HANDLERS if trigger == TERMINATED_ERROR else trigger)
         completed, failure = 0, None
         self._rollback_phase = True
         try:
@@ -711,7 +756,8 @@ class InstanceEngine:
             return
         with self.log.transaction():
             self.storage.set_alarm(at)
-            if self._busy == 0 and self.status == "running":
+            # During rollback the status stays "running", as documented.
+            if self._busy == 0 and self.status == "running" and not self._rollback_phase:
                 self._set_meta(status="waiting")
         self.host.release_slot(self)
         self.host.activity()
@@ -726,6 +772,10 @@ class InstanceEngine:
             with self.log.transaction():
                 self._set_meta(status="running")
                 self.storage.delete_alarm()
+
+    def _refuse_during_terminate_rollback(self) -> None:
+        if self._rollback_phase and self.meta.get("terminating"):
+            raise WorkflowFatalError("Cannot execute steps during rollback phase")
 
     async def _checkpoint(self) -> None:
         """Where a stop asked for meanwhile (pause, terminate, shutdown) takes effect."""
@@ -778,11 +828,9 @@ class InstanceEngine:
                 continue
             config = json.loads(row.config or "null") or resolve_config(None)
             events = ROLLBACK if row.kind == "rollback" else FORWARD
+            # Retried at once (no backoff), as Cloudflare's engine does, within the limit.
             data: dict[str, Any] = {"error": INTERNAL_ERROR}
             retry = row.attempts < attempts_allowed(config)
-            if retry:
-                base = parse_duration_ms(config["retries"].get("delay", 0)) or 0.0
-                data["retryDelayMs"] = backoff_delay_ms(config, row.attempts, base)
             now = self.clock.now_ms()
             with self.log.transaction():
                 self.log.append(events.attempt_failure, now, row, attempt=row.attempts, data=data)

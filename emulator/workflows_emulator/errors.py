@@ -5,6 +5,8 @@ Tree::
     Exception
     └── EmulatorError                 root of everything the emulator raises itself
         ├── WorkflowError             an instance/binding call Cloudflare would refuse
+        │   ├── WorkflowFatalError    a step Cloudflare refuses (step limit, rollback phase)
+        │   ├── SleepInThePastError   ``sleep_until`` a time that has passed
         │   ├── InstanceNotFoundError ``get`` of an unknown id
         │   └── InvalidActionError    pause/resume/terminate/... not valid in this state
         └── ProjectConfigError        a wrangler.toml / wrangler.jsonc problem
@@ -19,6 +21,18 @@ class EmulatorError(Exception):
 
 class WorkflowError(EmulatorError):
     """A binding or instance call Cloudflare would refuse; the message is Cloudflare's."""
+
+
+class WorkflowFatalError(WorkflowError):
+    """A step Cloudflare refuses outright: over the step limit, or during a terminate rollback."""
+
+    workflows_error_name = "WorkflowFatalError"
+
+
+class SleepInThePastError(WorkflowError):
+    """``sleep_until`` a time that has passed (a plain ``Error`` on Cloudflare)."""
+
+    workflows_error_name = "Error"
 
 
 class InstanceNotFoundError(WorkflowError):

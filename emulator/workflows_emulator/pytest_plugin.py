@@ -32,3 +32,23 @@ async def workflows_emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
     """An `Emulator` with the virtual clock and its state in the test's tmp_path."""
     async with Emulator(tmp_path / "workflows-state") as emulator:
         yield emulator
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: Any, name: str, obj: Any) -> None:
+    """Run async tests that take `workflows_emulator` under asyncio without configuration.
+
+    Marked before pytest-asyncio looks at them; otherwise a project whose pytest-asyncio is
+    not in auto mode gets a misleading "async def functions are not natively supported".
+    """
+    import inspect
+
+    if not (inspect.iscoroutinefunction(obj) and collector.funcnamefilter(name)):
+        return
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return
+    marks = getattr(obj, "pytestmark", [])
+    if "workflows_emulator" in params and not any(m.name == "asyncio" for m in marks):
+        pytest.mark.asyncio(obj)

@@ -216,6 +216,7 @@ class InstanceLog:
         else:
             for key in keys:
                 self.storage.sql.exec("DELETE FROM log WHERE key = ?", key)
+            self.storage.sql.exec("DELETE FROM inbox")  # buffered events go, as on Cloudflare
         self.load()
 
     def entries(self, after: int = 0) -> list[dict[str, Any]]:

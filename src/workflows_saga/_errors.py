@@ -29,8 +29,10 @@ class InvalidStepConfigError(WorkflowsSagaError, ValueError):
     """A `config`, `rollback_config` or rollback option Cloudflare would reject.
 
     Raised before the step runs. The message is Cloudflare's own text, so that what
-    fails here fails the same way on the platform.
+    fails here fails the same way on the platform (where it is a ``WorkflowFatalError``).
     """
+
+    workflows_error_name = "WorkflowFatalError"
 
 
 class StepError(WorkflowsSagaError):
@@ -72,11 +74,29 @@ KEEPS_PYTHON_TYPE: dict[str, type[Exception]] = {
 """The errors that come back out of ``step.do`` as themselves on Cloudflare."""
 
 
+NON_RETRYABLE = "NonRetryableError"
+
+
 def error_record(exc: BaseException) -> dict[str, str]:
-    """``exc`` as the engine stores it: ``{"name", "message"}``."""
-    name = exc.name if isinstance(exc, StepError) else type(exc).__name__
-    message = exc.message if isinstance(exc, StepError) else str(exc)
+    """``exc`` as the engine stores it: ``{"name", "message"}``.
+
+    The name is Cloudflare's where an error class declares one (``workflows_error_name``);
+    an error whose message starts with ``NonRetryableError`` counts as one, as on Cloudflare,
+    and is reported without that prefix.
+    """
+    if isinstance(exc, StepError):
+        name, message = exc.name, exc.message
+    else:
+        name = getattr(type(exc), "workflows_error_name", None) or type(exc).__name__
+        message = str(exc)
+    if name != NON_RETRYABLE and message.startswith(NON_RETRYABLE):
+        name, message = NON_RETRYABLE, message[len(NON_RETRYABLE):].lstrip(":").lstrip()
     return {"name": name, "message": message}
+
+
+def is_non_retryable(record: dict[str, str]) -> bool:
+    """Whether the engine must not retry the error behind ``record``."""
+    return record.get("name") == NON_RETRYABLE
 
 
 def error_from_record(record: dict[str, str]) -> Exception:

@@ -86,7 +86,8 @@ def test_trigger_rejects_invalid_json_and_unknown_workflow(state: Path) -> None:
     assert 'Error while parsing instance parameters: "{nope"' in r.err
     r = run_cli("workflows", "trigger", "nope", *_wf(state))
     assert r.code == 1
-    assert 'Workflow "nope" not found (this project has: transfer)' in r.err
+    assert 'Workflow "nope" not found (this project has: transfer, from ' in r.err
+    assert "pass --config" in r.err
 
 
 def test_wait_for_event_send_event_and_sdk_step(state: Path, sdk_project: Path) -> None:

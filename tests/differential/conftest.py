@@ -38,6 +38,9 @@ class Worker(JsonClient):
         result: list[dict[str, Any]] = self._call("GET", f"/trace/{instance_id}")
         return result
 
+    def terminate_with_rollback(self, workflow: str, instance_id: str) -> None:
+        self._call("POST", f"/terminate/{workflow}/{instance_id}", {})
+
     def wait(self, workflow: str, instance_id: str, timeout: float = 45.0) -> dict[str, Any]:
         result: dict[str, Any] = self.poll(
             lambda: self.status(workflow, instance_id), lambda s: s["status"] in TERMINAL,

@@ -180,3 +180,37 @@ async def test_pinned_status_differences(workerd: Any) -> None:
     emulated, _ = await run_emulator("HaltSaga", {"mode": "nonretryable"})
     assert "rollback" not in real
     assert emulated["rollback"]["outcome"] == "failed"
+
+
+async def test_terminate_with_rollback_matches_workerd(workerd: Any) -> None:
+    """``terminate(rollback=True)`` while the instance waits for an event: handlers run in
+    reverse start order with the forward outputs, then the instance is ``terminated``."""
+    iid = workerd.start("ApprovalSaga", {})
+    workerd.poll(lambda: workerd.trace(iid), lambda t: any(e["kind"] == "waiting" for e in t),
+                 "ApprovalSaga never reached its wait")
+    workerd.terminate_with_rollback("ApprovalSaga", iid)
+    real_status = workerd.wait("ApprovalSaga", iid)
+    real_trace = workerd.poll(lambda: workerd.trace(iid),
+                              lambda t: sum(e["kind"] == "rollback" for e in t) == 2,
+                              "the handlers never ran under workerd")
+
+    env = Env()
+    async with Emulator() as emu:
+        wf = emu.workflow(scenarios.WORKFLOWS["ApprovalSaga"], name="diff", env=env)
+        inst = await wf.create(id="diff-1", params={})
+        await inst.wait(until={"waiting"}, timeout=30)
+        await inst.terminate(rollback=True)
+        emulated_status = await inst.wait(timeout=30)
+    emulated_trace = env.TRACE.logs["diff-1"]
+
+    assert real_status["status"] == emulated_status["status"] == "terminated"
+    assert [e for e in emulated_trace if e["kind"] != "rollback"] == [
+        e for e in real_trace if e["kind"] != "rollback"]
+    strip = [{k: v for k, v in e.items() if k != "error"}
+             for e in real_trace if e["kind"] == "rollback"]
+    assert strip == [{k: v for k, v in e.items() if k != "error"}
+                     for e in emulated_trace if e["kind"] == "rollback"]
+    assert [e["step_name"] for e in strip] == ["flight-1", "hotel-1"]
+    real_errors = [e["error"] for e in real_trace if e["kind"] == "rollback"]
+    emulated_errors = [e["error"] for e in emulated_trace if e["kind"] == "rollback"]
+    assert emulated_errors == real_errors

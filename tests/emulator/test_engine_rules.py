@@ -102,12 +102,39 @@ async def test_dynamic_delay_function(emu: Emulator) -> None:
         def delay(info: dict[str, Any]) -> str:
             return f"{info['ctx']['attempt'] * 7} seconds"
 
-        return await step.do("s", flaky, config={"retries": {"limit": 5, "delay": delay}})
+        constant = await step.do("s", flaky, config={"retries": {
+            "limit": 5, "delay": delay, "backoff": "constant"}})
+        # the backoff still applies to what the function returns (as Cloudflare's engine does)
+        backed_off = await step.do("s", flaky, config={"retries": {"limit": 5, "delay": delay}})
+        return [constant, backed_off]
 
     inst = await emu.workflow(make(body), name="f").create()
-    assert (await inst.wait(timeout=10))["output"] == 3
+    assert (await inst.wait(timeout=10))["output"] == [3, 3]
     delays = [e["data"]["retryDelayMs"] for e in inst.events() if e["event"] == "ATTEMPT_FAILURE"]
-    assert delays == [7000, 14000]
+    assert delays == [7000, 14000, 7000, 28000]
+
+
+@pytest.mark.parametrize(
+    ("delay", "message"),
+    [(lambda info: "soon", 'The delay function for step "s-1" returned an invalid delay value '
+      '(expected a number of ms or a duration string like "30 seconds")'),
+     (lambda info: 1 / 0, 'The delay function for step "s-1" threw an error: division by zero')],
+)
+async def test_a_bad_delay_function_fails_the_step_for_good(
+    emu: Emulator, delay: Any, message: str
+) -> None:
+    attempts: list[int] = []
+
+    async def body(event: Any, step: Any) -> Any:
+        def flaky(ctx: StepContext) -> None:
+            attempts.append(ctx.attempt)
+            raise RuntimeError("again")
+
+        await step.do("s", flaky, config={"retries": {"limit": 5, "delay": delay}})
+
+    status = await (await emu.workflow(make(body), name="f").create()).wait(timeout=10)
+    assert attempts == [1]
+    assert status["error"] == {"name": "NonRetryableDelayError", "message": message}
 
 
 async def test_output_must_be_json_and_at_most_1_mib(emu: Emulator) -> None:
@@ -295,3 +322,33 @@ async def test_close_with_drain_lets_running_callbacks_finish(tmp_path: Path) ->
         attempts = [e for e in inst.events() if e["event"] == "ATTEMPT_START"]
     assert ran == ["slow-start", "slow-end", "next"]  # "slow" was not run again
     assert len(attempts) == 2
+
+
+async def test_message_prefixed_non_retryable_is_not_retried(emu: Emulator) -> None:
+    attempts = 0
+
+    async def body(event: Any, step: Any) -> Any:
+        def fatal() -> None:
+            nonlocal attempts
+            attempts += 1
+            raise RuntimeError("NonRetryableError: card stolen")
+
+        await step.do("s", fatal)
+
+    status = await (await emu.workflow(make(body), name="f").create()).wait(timeout=10)
+    assert attempts == 1
+    assert status["error"] == {"name": "NonRetryableError", "message": "card stolen"}
+
+
+async def test_engine_refusals_carry_cloudflares_error_names(emu: Emulator) -> None:
+    async def body(event: Any, step: Any) -> Any:
+        for i in range(3):
+            await step.do(f"s{i}", lambda: 1)
+
+    wf = emu.workflow(make(body), name="f", step_limit=2)
+    status = await (await wf.create()).wait(timeout=10)
+    assert status["error"] == {
+        "name": "WorkflowFatalError",
+        "message": "The limit of 2 steps has been reached. This limit can be changed in your "
+        "worker configuration.",
+    }

@@ -225,8 +225,7 @@ async def test_invalid_pause_and_resume_give_errors() -> None:
         with pytest.raises(InvalidActionError):
             await inst.resume()  # not paused
         await inst.pause()
-        with pytest.raises(InvalidActionError):
-            await inst.pause()  # already paused
+        await inst.pause()  # already paused: no effect, as on Cloudflare (nothing is lost)
         assert (await inst.status())["status"] == "paused"
         await inst.resume()
         assert (await inst.wait(timeout=10))["status"] == "complete"

@@ -270,7 +270,34 @@ class SuccessSaga(_Traced):
         return {"sum": second}
 
 
+class ApprovalSaga(_Traced):
+    """Books two things, then waits for an approval that never comes: terminated with rollback."""
+
+    async def run(self, event, step):
+        log = self.trace(event)
+        undo = _undo(log)
+
+        async def hotel():
+            await log.add("start", step="hotel")
+            await log.add("end", step="hotel")
+            return {"hotel": "h-1"}
+
+        async def flight():
+            await log.add("start", step="flight")
+            await log.add("end", step="flight")
+            return {"flight": "f-1"}
+
+        await step.do("hotel", hotel, config=QUICK, rollback=undo)
+        await step.do("flight", flight, config=QUICK, rollback=undo)
+        await log.add("waiting")
+        approval = await step.wait_for_event("approval", "approved", timeout="1 hour")
+        return approval["payload"]
+
+
 WORKFLOWS = {
     cls.__name__: cls
-    for cls in (SequentialSaga, ConcurrentSaga, CaughtSaga, RetrySaga, HaltSaga, SuccessSaga)
+    for cls in (
+        SequentialSaga, ConcurrentSaga, CaughtSaga, RetrySaga, HaltSaga, SuccessSaga,
+        ApprovalSaga,
+    )
 }

@@ -5,6 +5,7 @@ HTTP API (driven by tests/differential over 127.0.0.1):
     POST /start/<Class>         body: JSON params -> ``{"id"}``
     GET  /status/<Class>/<id>   the instance's ``status()``, as JSON
     GET  /trace/<id>            what the workflow and its rollback handlers recorded
+    POST /terminate/<Class>/<id>   ``terminate(rollback=True)`` issued from Python
 """
 
 import json
@@ -12,6 +13,7 @@ from urllib.parse import urlparse
 
 from saga_scenarios import (  # noqa: F401  (the workflow classes are exported from here)
     WORKFLOWS,
+    ApprovalSaga,
     CaughtSaga,
     ConcurrentSaga,
     HaltSaga,
@@ -70,6 +72,10 @@ class Default(WorkerEntrypoint):
             if request.method == "GET" and len(parts) == 3 and parts[0] == "status":
                 instance = await getattr(self.env, parts[1]).get(parts[2])
                 return _json(_plain(await instance.status()))
+            if request.method == "POST" and len(parts) == 3 and parts[0] == "terminate":
+                instance = await getattr(self.env, parts[1]).get(parts[2])
+                await instance.terminate(rollback=True)
+                return _json({"terminated": parts[2]})
             if request.method == "GET" and len(parts) == 2 and parts[0] == "trace":
                 raw = await self.env.TRACE.getByName(parts[1]).entries()
                 return _json(json.loads(raw))
