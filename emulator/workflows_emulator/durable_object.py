@@ -84,6 +84,8 @@ class DurableObjectStorage:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # Small pages: a transition appends a few hundred bytes, and WAL writes whole pages.
+            self._conn.execute("PRAGMA page_size=1024")
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute(
