@@ -207,11 +207,14 @@ class Emulator:
         for wf_name in [only] if only else list(self._workflows):
             rows = self._index.sql.exec(
                 "SELECT id FROM instances WHERE workflow = ? AND status NOT IN "
-                "('complete', 'errored', 'terminated', 'paused')",
+                "('complete', 'errored', 'terminated')",
                 wf_name,
             )
             for row in rows.to_array():
-                self._engine(wf_name, row["id"]).start()
+                engine = self._engine(wf_name, row["id"])
+                # The instance's own storage is the truth; the index may lag after a crash.
+                self.status_changed(engine)
+                engine.start()
 
     def _registration(self, workflow: str) -> _Registration:
         try:

@@ -243,7 +243,9 @@ class InstanceEngine(StepExecution, RollbackPhase):
                 return
             with self.log.transaction():
                 first = self.meta.get("started") is None
-                self._set_meta(status="running", started=self.meta.get("started")
+                # A pause asked for before a crash still waits for the step to finish.
+                status = "waitingForPause" if self.meta.get("pause_requested") else "running"
+                self._set_meta(status=status, started=self.meta.get("started")
                                or self.clock.now_ms())
                 if first:
                     self.log.append("WORKFLOW_START", self.clock.now_ms())
@@ -347,12 +349,18 @@ class InstanceEngine(StepExecution, RollbackPhase):
         """Where a stop asked for meanwhile (pause, terminate, shutdown) takes effect."""
         if self._draining:
             await asyncio.get_running_loop().create_future()  # until halt() cancels it
+        self._pause_if_requested()
         if self._stop_reason is not None:
             await asyncio.sleep(0)
 
     def _after_callback(self) -> None:
         self.host.activity()
-        if self._busy == 0 and self.meta.get("pause_requested") and self._driver is not None:
+        self._pause_if_requested()
+
+    def _pause_if_requested(self) -> None:
+        """A pending pause takes effect once no step callback is running."""
+        if (self._busy == 0 and self.meta.get("pause_requested") and self._driver is not None
+                and self._stop_reason is None):
             self._stop_reason = "pause"
             self._driver.cancel()
             asyncio.get_running_loop().call_soon(self._paused_after_stop)
