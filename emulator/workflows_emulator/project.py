@@ -30,6 +30,9 @@ MIN_WORKFLOWS_DATE = "2024-10-22"
 PRODUCTION_MAX_STEPS = 25_000
 
 
+IMPLICIT_DEPENDENCIES_DATE = "2026-02-25"
+
+
 @dataclass(frozen=True)
 class WorkflowConfig:
     """One ``[[workflows]]`` entry."""
@@ -52,6 +55,17 @@ class Project:
     workflows: tuple[WorkflowConfig, ...]
     vars: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+
+    @property
+    def implicit_dependencies(self) -> bool:
+        """Whether ``@step.do`` resolves dependencies by parameter name (the compat flag
+        ``python_workflows_implicit_dependencies``, implied from 2026-02-25)."""
+        flags = set(self.compatibility_flags)
+        if "no_python_workflows_implicit_dependencies" in flags:
+            return False
+        if "python_workflows_implicit_dependencies" in flags:
+            return True
+        return self.compatibility_date >= IMPLICIT_DEPENDENCIES_DATE
 
     @property
     def root(self) -> Path:
@@ -277,7 +291,7 @@ def project_imports(project: Project) -> Iterator[None]:
     added = [str(f) for f in folders if str(f) not in sys.path]
     sys.path[:0] = added
     try:
-        with installed():
+        with installed(implicit_dependencies=project.implicit_dependencies):
             yield
     finally:
         for entry in added:

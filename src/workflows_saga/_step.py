@@ -170,7 +170,7 @@ class StepFunction(Generic[T]):
         func = self._func
 
         async def callback(ctx: StepContext) -> Any:
-            args = [ctx if r is _CTX else r for r in results]
+            args = [ctx if r is CTX_PARAMETER else r for r in results]
             return await _call(func, *args)
 
         call = StepCall(self._step_name, callback, self._config, self._rollback)
@@ -184,7 +184,7 @@ class StepFunction(Generic[T]):
         return result
 
 
-_CTX = object()
+CTX_PARAMETER = object()
 
 
 class WorkflowStep:
@@ -318,14 +318,14 @@ class WorkflowStep:
             if p.name in self.step_closures:
                 deps.append(self.step_closures[p.name])
             elif p.name == "ctx":
-                deps.append(_CTX)
+                deps.append(CTX_PARAMETER)
             else:
                 raise TypeError(f"Received unexpected parameter {p.name}")
         return deps
 
     async def _resolve(self, dep: Any) -> Any:
-        if dep is _CTX:
-            return _CTX
+        if dep is CTX_PARAMETER:
+            return CTX_PARAMETER
         if dep in self._memo:
             return self._memo[dep]
         if dep in self._in_flight:

@@ -63,3 +63,68 @@ async def test_binding_wrapper_round_trips_and_returns_jsdicts(tmp_path: Path) -
         assert ok.output.account == "b"
         bad = await (await binding.get("b-2")).status()
         assert bad.error.name == "NonRetryableError" and bad.rollback.outcome == "complete"
+
+
+LEGACY_ENTRY = '''
+from workers import WorkflowEntrypoint, WorkerEntrypoint, Response
+
+
+class Legacy(WorkflowEntrypoint):
+    async def run(self, event, step):
+        @step.do("fetch user")
+        async def fetch_user():
+            return "ada"
+
+        @step.do("greet", depends=[fetch_user], concurrent=True)
+        async def greet(user, ctx):
+            return f"hello {user} from {ctx['step']['name']}"
+
+        @step.do("broken")
+        async def broken(needs_a_dependency):
+            return 1
+
+        try:
+            await broken()
+        except TypeError as exc:
+            problem = str(exc)
+        return [await greet(), problem]
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return Response("ok")
+'''
+
+
+@pytest.mark.parametrize(
+    ("date", "flags", "legacy"),
+    [("2025-10-01", [], True), ("2026-03-01", [], False),
+     ("2025-10-01", ["python_workflows_implicit_dependencies"], False),
+     ("2026-03-01", ["no_python_workflows_implicit_dependencies"], True)],
+)
+async def test_older_compat_dates_get_the_sdks_depends_form(
+    tmp_path: Path, date: str, flags: list[str], legacy: bool
+) -> None:
+    project_dir = tmp_path / "proj"
+    (project_dir / "src").mkdir(parents=True)
+    (project_dir / "src" / "entry.py").write_text(LEGACY_ENTRY)
+    all_flags = ", ".join(f'"{f}"' for f in ["python_workers", "python_workflows", *flags])
+    (project_dir / "wrangler.toml").write_text(
+        f'name = "legacy"\nmain = "src/entry.py"\ncompatibility_date = "{date}"\n'
+        f"compatibility_flags = [{all_flags}]\n\n"
+        '[[workflows]]\nname = "legacy"\nbinding = "LEGACY"\nclass_name = "Legacy"\n'
+    )
+    project = load_project(project_dir / "wrangler.toml")
+    assert project.implicit_dependencies is not legacy
+    async with open_runtime(project, tmp_path / "s", clock="virtual") as rt:
+        inst = await rt.workflows["legacy"].create(id="l-1")
+        status = await inst.wait(timeout=10)
+    if legacy:
+        assert status["output"] == [
+            "hello ada from greet",
+            "Step has 1 non-ctx parameter(s) but no 'depends' list provided",
+        ]
+    else:  # implicit mode has no depends= keyword
+        assert status["status"] == "errored"
+        assert status["error"]["name"] == "TypeError"
+        assert "depends" in status["error"]["message"]

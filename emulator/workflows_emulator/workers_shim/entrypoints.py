@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from workflows_saga import WorkflowStep
 from workflows_saga._entrypoint import wrap_run
-from workflows_saga._step import ConfigLike, StepFunction
+from workflows_saga._step import CTX_PARAMETER, ConfigLike, StepFunction
 
 from .rpc import python_from_rpc, python_to_rpc
 
@@ -36,14 +37,71 @@ class SdkWorkflowStep(WorkflowStep):
         return super().do(name, concurrent=concurrent, config=config)
 
 
-def _sdk_step(step: Any) -> Any:
-    if isinstance(step, WorkflowStep) and not isinstance(step, SdkWorkflowStep):
-        return SdkWorkflowStep(step.backend)
-    return step
+class LegacySdkWorkflowStep(SdkWorkflowStep):
+    """The SDK's step without implicit dependencies (compat dates before 2026-02-25).
+
+    ``@step.do(name, depends=None, concurrent=False, config=None)``: ``name`` is required and
+    non-``ctx`` parameters are filled, in order, from the steps listed in ``depends``.
+    """
+
+    def __init__(self, backend: Any) -> None:
+        super().__init__(backend)
+        self._depends: dict[Callable[..., Any], list[Any] | None] = {}
+
+    def do(  # type: ignore[override]
+        self, name: str, depends: list[Any] | None = None, concurrent: bool = False,
+        config: ConfigLike = None,
+    ) -> Callable[[Callable[..., Any]], StepFunction[Any]]:
+        decorate = super().do(name, concurrent=concurrent, config=config)
+
+        def decorator(func: Callable[..., Any]) -> StepFunction[Any]:
+            self._depends[func] = depends
+            return decorate(func)
+
+        return decorator
+
+    def _dependencies_of(self, func: Callable[..., Any]) -> list[Any]:
+        params = list(inspect.signature(func).parameters.values())
+        others = [p for p in params if p.name != "ctx"]
+        depends = self._depends.get(func)
+        if depends is None and others:
+            raise TypeError(
+                f"Step has {len(others)} non-ctx parameter(s) but no 'depends' list provided")
+        if depends is not None and len(depends) != len(others):
+            raise TypeError(f"Step declares {len(others)} non-ctx parameter(s) but 'depends' "
+                            f"has {len(depends)} item(s)")
+        deps: list[Any] = []
+        given = iter(depends or ())
+        for p in params:
+            if p.name == "ctx":
+                deps.append(CTX_PARAMETER)
+                continue
+            dep = next(given)
+            if not isinstance(dep, StepFunction):
+                raise TypeError(f"'depends' entry for parameter {p.name!r} is not a function "
+                                "decorated with step.do")
+            deps.append(dep)
+        return deps
+
+
+# Which step API classes defined while a project is imported get (set by `installed`).
+implicit_dependencies = True
+
+
+def _sdk_step_factory(implicit: bool) -> Callable[[Any], Any]:
+    cls = SdkWorkflowStep if implicit else LegacySdkWorkflowStep
+
+    def sdk_step(step: Any) -> Any:
+        if isinstance(step, WorkflowStep) and not isinstance(step, SdkWorkflowStep):
+            return cls(step.backend)
+        return step
+
+    return sdk_step
 
 
 def _wrap_run(cls: type) -> None:
-    wrap_run(cls, marker="__sdk_wrapped__", step_for=_sdk_step, event_for=python_from_rpc,
+    wrap_run(cls, marker="__sdk_wrapped__", step_for=_sdk_step_factory(implicit_dependencies),
+             event_for=python_from_rpc,
              result_for=lambda result: None if result is None else python_to_rpc(result))
 
 
