@@ -10,6 +10,7 @@ without running again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -52,7 +53,7 @@ class InstanceEngine(StepExecution, RollbackPhase):
         self.clock = host.clock
         self.step_limit = step_limit or host.step_limit
         self._make_run = make_run
-        self.log = InstanceLog(storage, self._on_append)
+        self.log = InstanceLog(storage, functools.partial(host.logged, self))
         self.meta: dict[str, Any] = storage.get("meta") or {}
         self._counts: dict[tuple[str, str], int] = {}
         self._next_seq = 0
@@ -67,10 +68,6 @@ class InstanceEngine(StepExecution, RollbackPhase):
         self._step_tasks: set[asyncio.Task[Any]] = set()
         self._event_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._load()
-
-    def _on_append(self, entry_id: int, event: str, label: str | None, attempt: int | None,
-                   data: dict[str, Any] | None, ts: float) -> None:
-        self.host.logged(self, entry_id, event, label, attempt, data, ts)
 
     @property
     def rows(self) -> dict[str, StepRow]:
@@ -344,6 +341,11 @@ class InstanceEngine(StepExecution, RollbackPhase):
     def _refuse_during_terminate_rollback(self) -> None:
         if self._rollback_phase and self.meta.get("terminating"):
             raise WorkflowFatalError("Cannot execute steps during rollback phase")
+
+    def _stop_requested(self) -> bool:
+        """Whether `_checkpoint` has anything to do (a cheap test for the hot path)."""
+        return bool(self._draining or self._stop_reason is not None
+                    or self.meta.get("pause_requested"))
 
     async def _checkpoint(self) -> None:
         """Where a stop asked for meanwhile (pause, terminate, shutdown) takes effect."""

@@ -50,11 +50,12 @@ class StepRow:
     started_at: float | None = None
     ended_at: float | None = None
     wake_at: float | None = None
+    label: str = ""
+    """``"<name>-<count>"``, as Workflows shows steps (a handler shows its step's)."""
 
-    @property
-    def label(self) -> str:
-        """``"<name>-<count>"``, as Workflows shows steps (a handler shows its step's)."""
-        return self.name if self.kind == "rollback" else f"{self.name}-{self.count}"
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = self.name if self.kind == "rollback" else f"{self.name}-{self.count}"
 
 
 def fold(rows: dict[str, StepRow], event: str, key: str | None, ts: float,
@@ -182,18 +183,20 @@ class InstanceLog:
     def append(self, event: str, ts: float, row: StepRow | None = None, *,
                attempt: int | None = None, data: dict[str, Any] | None = None,
                key: str | None = None, label: str | None = None,
-               texts: dict[str, str] | None = None) -> StepRow | None:
+               texts: dict[str, str] | None = None, text: str | None = None) -> StepRow | None:
         """Append one entry (inside `transaction`) and fold it into the rows.
 
-        ``texts`` may give the JSON of ``data``'s ``config``/``output`` already encoded.
+        ``texts`` may give the JSON of ``data``'s ``config``/``output`` already encoded, and
+        ``text`` the JSON of the whole of ``data`` (both spare a second encoding).
         """
         assert self._in_tx, "log entries are appended inside a transaction"
         if row is not None:
             key, label = row.key, row.label
         entry_id = self._next_id
         self._next_id += 1
-        self._pending.append((entry_id, ts, event, key, label, attempt,
-                              _dump(data, texts) if data is not None else None))
+        if text is None and data is not None:
+            text = _dump(data, texts)
+        self._pending.append((entry_id, ts, event, key, label, attempt, text))
         touched = fold(self.rows, event, key, ts, attempt, data, texts)
         self._on_append(entry_id, event, label, attempt, data, ts)
         return touched

@@ -72,7 +72,7 @@ class FatalAbort(BaseException):
         self.record = record
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PlannedStep:
     """A step about to begin: it gets a row when its first attempt is logged."""
 
@@ -95,10 +95,18 @@ class PlannedStep:
             data["hasRollback"] = True
         return data
 
+    def start_text(self, config_text: str) -> str:
+        """`start_data` as JSON, with the config already encoded (the hot path)."""
+        extra = ', "hasRollback": true' if self.has_rollback else ""
+        return (f'{{"kind": "{self.kind}", "name": {json.dumps(self.name)}, "count": '
+                f'{self.count}, "seq": {self.seq}, "config": {config_text}{extra}}}')
+
 
 _DEFAULT_RESOLVED = resolve_config(None)
 _DEFAULT_SHOWN = describe_config(_DEFAULT_RESOLVED)
 _DEFAULT_SHOWN_TEXT = json.dumps(_DEFAULT_SHOWN)
+_DEFAULT_TIMEOUT_MS = timeout_ms(_DEFAULT_RESOLVED)
+_DEFAULT_ALLOWED = attempts_allowed(_DEFAULT_RESOLVED)
 
 
 def resolve_or_default(config: Any) -> dict[str, Any]:
@@ -134,6 +142,7 @@ class StepExecution:
         def _register(self, key: str, has_rollback: int | bool, call: StepCall) -> None: ...
         def _refuse_during_terminate_rollback(self) -> None: ...
         async def _checkpoint(self) -> None: ...
+        def _stop_requested(self) -> bool: ...
         def _after_callback(self) -> None: ...
         async def _park_until(self, at: float,
                               also: asyncio.Future[None] | None = None) -> None: ...
@@ -141,7 +150,8 @@ class StepExecution:
     # == the step backend seam ==================================================================
 
     async def do(self, call: StepCall) -> Any:
-        await self._checkpoint()
+        if self._stop_requested():
+            await self._checkpoint()
         self._refuse_during_terminate_rollback()
         count = self._next_count("do", call.name)
         key = step_key("do", call.name, count)
@@ -280,20 +290,30 @@ class StepExecution:
         events: StepEvents,
     ) -> Any:
         """Run attempts until one succeeds or none is left; every transition is committed."""
-        allowed = attempts_allowed(resolved)
-        shown_config = _DEFAULT_SHOWN if resolved is _DEFAULT_RESOLVED else describe_config(resolved)
-        limit_ms = timeout_ms(resolved)
+        if resolved is _DEFAULT_RESOLVED:  # most steps: everything derived once
+            allowed, shown_config, limit_ms = _DEFAULT_ALLOWED, _DEFAULT_SHOWN, _DEFAULT_TIMEOUT_MS
+        else:
+            allowed, shown_config = attempts_allowed(resolved), describe_config(resolved)
+            limit_ms = timeout_ms(resolved)
+        task = asyncio.current_task()
+        assert task is not None
         while True:
             if row is not None and row.wake_at is not None and row.wake_at > self.clock.now_ms():
                 await self._park_until(row.wake_at)
-            await self._checkpoint()
+            if self._stop_requested():
+                await self._checkpoint()
             now = self.clock.now_ms()
             with self.log.transaction():
                 if row is None:
                     assert start is not None
-                    texts = {"config": _DEFAULT_SHOWN_TEXT} if start.config is _DEFAULT_SHOWN else None
-                    row = self.log.append(events.step_start, now, key=start.key,
-                                          label=start.label, data=start.start_data(), texts=texts)
+                    if start.config is _DEFAULT_SHOWN:
+                        row = self.log.append(
+                            events.step_start, now, key=start.key, label=start.label,
+                            data=start.start_data(), texts={"config": _DEFAULT_SHOWN_TEXT},
+                            text=start.start_text(_DEFAULT_SHOWN_TEXT))
+                    else:
+                        row = self.log.append(events.step_start, now, key=start.key,
+                                              label=start.label, data=start.start_data())
                     assert row is not None
                 attempt = row.attempts + 1
                 self.log.append(events.attempt_start, now, row, attempt=attempt)
@@ -301,7 +321,7 @@ class StepExecution:
             self._busy += 1
             self.host.busy_changed(+1)
             try:
-                value = await self._with_timeout(invoke(ctx), limit_ms)
+                value = await self._with_timeout(task, invoke(ctx), limit_ms)
                 encoded = encode_step_output(value, row.label)
             except UnserialisableOutput as exc:
                 self._abort_unserialisable(row, exc)
@@ -334,7 +354,7 @@ class StepExecution:
                 self.log.append(events.attempt_success, now, row, attempt=attempt)
                 output = json.loads(encoded)
                 self.log.append(events.step_success, now, row, data={"output": output},
-                                texts={"output": encoded})
+                                texts={"output": encoded}, text=f'{{"output": {encoded}}}')
             return output
 
     async def _retry_delay(self, resolved: dict[str, Any], attempt: int, ctx: StepContext,
@@ -362,9 +382,8 @@ class StepExecution:
             return backoff_delay_ms(resolved, attempt, base)
         return backoff_delay_ms(resolved, attempt, parse_duration_ms(delay) or 0.0)
 
-    async def _with_timeout(self, awaitable: Awaitable[Any], ms: int) -> Any:
-        task = asyncio.current_task()
-        assert task is not None
+    async def _with_timeout(self, task: asyncio.Task[Any], awaitable: Awaitable[Any],
+                            ms: int) -> Any:
         fired = False
 
         def on_timeout() -> None:
