@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from workflows_saga import RollbackContext, StepContext
 from workflows_saga._backend import RollbackOptions, StepCall
-from workflows_saga._config import describe_config
 from workflows_saga._errors import error_from_record
 
 from .events import ROLLBACK, StepEvents
 from .step_log import StepRow
-from .steps import PlannedStep, resolve_or_default
+from .steps import PlannedStep, resolve_or_default, shown_config
 from .values import decode
 
 if TYPE_CHECKING:
@@ -99,8 +98,7 @@ class RollbackPhase:
                                         data={**planned.start_data(), "error": failure})
                     break
                 resolved = resolve_or_default(entry.options.config)
-                planned = PlannedStep(rkey, "rollback", fwd.label, 1, -1,
-                                      describe_config(resolved))
+                planned = PlannedStep(rkey, "rollback", fwd.label, 1, -1, shown_config(resolved))
                 handler_input = RollbackContext(
                     output=decode(fwd.output) if fwd.state == "success" else None,
                     error=error,

@@ -109,6 +109,11 @@ _DEFAULT_TIMEOUT_MS = timeout_ms(_DEFAULT_RESOLVED)
 _DEFAULT_ALLOWED = attempts_allowed(_DEFAULT_RESOLVED)
 
 
+def shown_config(resolved: dict[str, Any]) -> dict[str, Any]:
+    """The config as steps see and store it (the defaults' is built once)."""
+    return _DEFAULT_SHOWN if resolved is _DEFAULT_RESOLVED else describe_config(resolved)
+
+
 def resolve_or_default(config: Any) -> dict[str, Any]:
     # The defaults are resolved once: most steps have no config of their own.
     return _DEFAULT_RESOLVED if config is None else resolve_config(config)
@@ -173,8 +178,8 @@ class StepExecution:
                     f"The limit of {self.step_limit} steps has been reached. This limit can be "
                     "changed in your worker configuration.")
             self._do_steps += 1
-            shown = _DEFAULT_SHOWN if resolved is _DEFAULT_RESOLVED else describe_config(resolved)
-            start = PlannedStep(key, "do", call.name, count, self._take_seq(), shown,
+            start = PlannedStep(key, "do", call.name, count, self._take_seq(),
+                                shown_config(resolved),
                                 has_rollback=call.rollback is not None)
         else:
             stored = json.loads(row.config or "null")
