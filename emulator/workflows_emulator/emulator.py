@@ -27,7 +27,7 @@ from .durable_object import DurableObjectNamespace, DurableObjectStorage
 from .engine import InstanceEngine
 from .errors import EmulatorError, InstanceNotFoundError, WorkflowError
 from .events import FINAL_SUBSCRIBE_EVENTS, STATUSES, TERMINAL, subscribe_event
-from .step_log import StepRow, public_data
+from .step_log import SCHEMA, StepRow, public_data
 from .values import encode_value
 
 ID_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_-]*$")
@@ -230,7 +230,7 @@ class Emulator:
         engine = self._engines.get(key)
         if engine is None:
             reg = self._registration(workflow)
-            storage = reg.namespace.open(instance_id)
+            storage = reg.namespace.open(instance_id, SCHEMA)
             engine = InstanceEngine(self, workflow, instance_id, storage, reg.make_run,
                                     step_limit=reg.step_limit)
             self._engines[key] = engine

@@ -77,7 +77,8 @@ class InstanceEngine(StepExecution, RollbackPhase):
 
     def create(self, params: Any, now: float) -> None:
         """Persist a new instance as ``queued``."""
-        self.storage.delete_all()
+        if not self.storage.is_new:  # left by a create that crashed before it was indexed
+            self.storage.delete_all()
         self.meta = {
             "id": self.id, "workflow": self.workflow, "params": params, "status": "queued",
             "error": None, "output": None, "rollback": None, "phase": "forward",

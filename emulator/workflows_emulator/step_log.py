@@ -16,7 +16,7 @@ from typing import Any
 
 from .durable_object import DurableObjectStorage
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
     id INTEGER PRIMARY KEY, ts REAL NOT NULL, event TEXT NOT NULL, key TEXT, step TEXT,
     attempt INTEGER, data TEXT
@@ -157,7 +157,9 @@ class InstanceLog:
                  on_append: Callable[[int, str, str | None, int | None, dict[str, Any] | None,
                                       float], None]) -> None:
         self.storage = storage
-        storage.sql.executescript(_SCHEMA)
+        # Usually created with the file (DurableObjectNamespace.open(name, SCHEMA)).
+        if storage.sql.exec("SELECT 1 AS x FROM sqlite_master WHERE name = 'log'").first() is None:
+            storage.sql.executescript(SCHEMA)
         self._on_append = on_append
         self._pending: list[tuple[Any, ...]] = []
         self._in_tx = False
