@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
+from emulator_support import Gate
 from workflows_emulator import Emulator, InstanceNotFoundError, WorkflowError
 from workflows_saga import WorkflowEntrypoint
 
@@ -14,20 +14,6 @@ from workflows_saga import WorkflowEntrypoint
 class Echo(WorkflowEntrypoint):
     async def run(self, event, step):
         return await step.do("echo", lambda: event["payload"])
-
-
-class Gate:
-    def __init__(self) -> None:
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def __call__(self, value: Any = None) -> Any:
-        self.entered.set()
-        await self.release.wait()
-        return value
-
-    async def until_entered(self) -> None:
-        await asyncio.wait_for(self.entered.wait(), 5)
 
 
 @pytest.mark.parametrize("bad", ["-starts-with-dash", "has.dot", "has space", "x" * 101,

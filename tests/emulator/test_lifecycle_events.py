@@ -8,17 +8,11 @@ from typing import Any
 
 import pytest
 
+from emulator_support import first_ts
 from workflows_emulator import Emulator, WorkflowError, WorkflowTimeoutError
 from workflows_saga import WorkflowEntrypoint
 
 HOUR = 3_600_000
-
-
-def first_ts(inst: Any, event: str, step: str | None = None) -> float:
-    for e in inst.events():
-        if e["event"] == event and (step is None or e["step"] == step):
-            return float(e["timestamp"])
-    raise AssertionError(f"no {event} {step} in the log")
 
 
 async def test_event_sent_while_waiting_is_returned_with_payload_timestamp_and_type() -> None:

@@ -3,44 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
+from emulator_support import Gate, first_ts, labels
 from workflows_emulator import Emulator, EmulatorError, InvalidActionError, WorkflowError
 from workflows_saga import WorkflowEntrypoint
 
 HOUR = 3_600_000
 MINUTE = 60_000
-
-
-class Gate:
-    """Lets a test hold a step callback in flight and release it."""
-
-    def __init__(self) -> None:
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-        self.entries = 0
-
-    async def __call__(self, value: Any = None) -> Any:
-        self.entries += 1
-        self.entered.set()
-        await self.release.wait()
-        return value
-
-    async def until_entered(self) -> None:
-        await asyncio.wait_for(self.entered.wait(), 5)
-
-
-def events_of(inst: Any, *names: str) -> list[tuple[str, str | None]]:
-    return [(e["event"], e["step"]) for e in inst.events() if e["event"] in names]
-
-
-def ts_of(inst: Any, event: str, step: str | None = None) -> float:
-    for e in inst.events():
-        if e["event"] == event and (step is None or e["step"] == step):
-            return float(e["timestamp"])
-    raise AssertionError(f"no {event} {step}")
 
 
 async def test_pause_while_a_step_runs_is_waiting_for_pause_then_paused() -> None:
@@ -62,7 +33,7 @@ async def test_pause_while_a_step_runs_is_waiting_for_pause_then_paused() -> Non
         status = await inst.wait(until={"paused"}, timeout=10)
         assert status["status"] == "paused"
         # the running step finished and was recorded; the next one did not start
-        assert ("STEP_SUCCESS", "slow-1") in events_of(inst, "STEP_SUCCESS")
+        assert ("STEP_SUCCESS", "slow-1") in labels(inst, "STEP_SUCCESS")
         assert ran == []
         await emu.advance("1 day")
         assert (await inst.status())["status"] == "paused"
@@ -105,7 +76,7 @@ async def test_pause_of_a_sleeping_instance_is_immediate_and_keeps_remaining_tim
         status = await inst.wait(timeout=10)
         assert status["status"] == "complete"
         assert ran.count("after") == 1
-        assert ts_of(inst, "SLEEP_COMPLETE", "nap-1") == pytest.approx(resumed_at + 6 * HOUR)
+        assert first_ts(inst, "SLEEP_COMPLETE", "nap-1") == pytest.approx(resumed_at + 6 * HOUR)
 
 
 async def test_pause_keeps_remaining_time_of_an_event_wait_timeout() -> None:
@@ -128,7 +99,7 @@ async def test_pause_keeps_remaining_time_of_an_event_wait_timeout() -> None:
         status = await inst.wait(timeout=10)
         assert status["status"] == "errored"
         assert status["error"]["name"] == "WorkflowTimeoutError"
-        assert ts_of(inst, "WAIT_TIMEOUT") == pytest.approx(resumed_at + 90 * MINUTE)
+        assert first_ts(inst, "WAIT_TIMEOUT") == pytest.approx(resumed_at + 90 * MINUTE)
 
 
 async def test_pause_keeps_remaining_time_of_a_retry_delay() -> None:

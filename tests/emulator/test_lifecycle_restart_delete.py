@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
+from emulator_support import Gate
 from workflows_emulator import Emulator, InstanceNotFoundError, InvalidActionError
 from workflows_saga import WorkflowEntrypoint
-
-
-class Gate:
-    def __init__(self) -> None:
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-        self.entries = 0
-        self.finished = 0
-
-    async def __call__(self, value: Any = None) -> Any:
-        self.entries += 1
-        self.entered.set()
-        await self.release.wait()
-        self.finished += 1
-        return value
-
-    async def until_entered(self) -> None:
-        await asyncio.wait_for(self.entered.wait(), 5)
 
 
 def three_steps(ran: list[str]) -> type:

@@ -7,25 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from workflows_emulator import Emulator, Instance
+from emulator_support import first_ts, labels
+from workflows_emulator import Emulator
 from workflows_saga import WorkflowEntrypoint
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
-
-
-def labels(inst: Instance, *events: str) -> list[tuple[str, str | None]]:
-    """(event, step) pairs of the instance's log, restricted to ``events`` if given."""
-    return [
-        (e["event"], e["step"]) for e in inst.events() if not events or e["event"] in events
-    ]
-
-
-def first_ts(inst: Instance, event: str, step: str | None = None) -> float:
-    for e in inst.events():
-        if e["event"] == event and (step is None or e["step"] == step):
-            return float(e["timestamp"])
-    raise AssertionError(f"no {event} {step} in {labels(inst)}")
 
 
 async def test_sleeping_instance_is_waiting_and_wakes_exactly_on_time() -> None:

@@ -7,28 +7,9 @@ from typing import Any
 
 import pytest
 
+from emulator_support import Gate
 from workflows_emulator import Emulator, InvalidActionError, WorkflowError
 from workflows_saga import NonRetryableError, WorkflowEntrypoint
-
-
-class Gate:
-    """Lets a test hold a step callback in flight and release it."""
-
-    def __init__(self) -> None:
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-        self.entries = 0
-        self.finished = 0
-
-    async def __call__(self, value: Any = None) -> Any:
-        self.entries += 1
-        self.entered.set()
-        await self.release.wait()
-        self.finished += 1
-        return value
-
-    async def until_entered(self) -> None:
-        await asyncio.wait_for(self.entered.wait(), 5)
 
 
 def recorder(log: list[dict[str, Any]], name: str):
