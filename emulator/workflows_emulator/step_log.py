@@ -188,8 +188,8 @@ class InstanceLog:
                texts: dict[str, str] | None = None, text: str | None = None) -> StepRow | None:
         """Append one entry (inside `transaction`) and fold it into the rows.
 
-        ``texts`` may give the JSON of ``data``'s ``config``/``output`` already encoded, and
-        ``text`` the JSON of the whole of ``data`` (both spare a second encoding).
+        ``text`` may give the JSON of ``data`` and ``texts`` the JSON of its ``config`` /
+        ``output`` already encoded (they spare encoding the same values again).
         """
         assert self._in_tx, "log entries are appended inside a transaction"
         if row is not None:
@@ -197,7 +197,7 @@ class InstanceLog:
         entry_id = self._next_id
         self._next_id += 1
         if text is None and data is not None:
-            text = _dump(data, texts)
+            text = json.dumps(data)
         self._pending.append((entry_id, ts, event, key, label, attempt, text))
         touched = fold(self.rows, event, key, ts, attempt, data, texts)
         self._on_append(entry_id, event, label, attempt, data, ts)
@@ -214,15 +214,16 @@ class InstanceLog:
         return rows
 
     def forget(self, keys: set[str] | None = None) -> None:
-        """Erase the entries of ``keys`` (all entries if ``None``), inside a transaction."""
+        """Erase the entries of ``keys`` (all entries if ``None``) and any buffered events.
+
+        Call inside a transaction, then `load` to rebuild the rows.
+        """
         if keys is None:
             self.storage.sql.exec("DELETE FROM log")
-            self.storage.sql.exec("DELETE FROM inbox")
         else:
             for key in keys:
                 self.storage.sql.exec("DELETE FROM log WHERE key = ?", key)
-            self.storage.sql.exec("DELETE FROM inbox")  # buffered events go, as on Cloudflare
-        self.load()
+        self.storage.sql.exec("DELETE FROM inbox")  # buffered events go, as on Cloudflare
 
     def entries(self, after: int = 0) -> list[dict[str, Any]]:
         """The log as dicts, oldest first (internal bookkeeping fields left out)."""
@@ -230,27 +231,13 @@ class InstanceLog:
             "SELECT id, ts, event, step, attempt, data FROM log WHERE id > ? ORDER BY id", after)
         return [
             {"id": r["id"], "timestamp": r["ts"], "event": r["event"], "step": r["step"],
-             "attempt": r["attempt"], "data": _public(json.loads(r["data"]) if r["data"] else None)}
+             "attempt": r["attempt"], "data": public_data(json.loads(r["data"]) if r["data"] else None)}
             for r in rows
         ]
 
 
-def _dump(data: dict[str, Any], texts: dict[str, str] | None) -> str:
-    if not texts:
-        return json.dumps(data)
-    # Splice pre-encoded values in rather than encoding them a second time.
-    rest = {k: v for k, v in data.items() if k not in texts}
-    parts = [json.dumps(rest)[1:-1]] if rest else []
-    parts += [f"{json.dumps(k)}: {v}" for k, v in texts.items() if k in data]
-    return "{" + ", ".join(parts) + "}"
-
-
 def public_data(data: dict[str, Any] | None) -> dict[str, Any] | None:
     """``data`` without the engine's own bookkeeping fields."""
-    return _public(data)
-
-
-def _public(data: dict[str, Any] | None) -> dict[str, Any] | None:
     if data is None or not any(k in data for k in _INTERNAL):
         return data
     return {k: v for k, v in data.items() if k not in _INTERNAL} or None

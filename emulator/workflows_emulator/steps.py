@@ -188,7 +188,7 @@ class StepExecution:
                 resolved = {**stored, "retries": {**stored["retries"]}}
                 if callable(delay):
                     resolved["retries"]["delay"] = delay
-        self._register(key, start.has_rollback if start is not None else bool(row and row.has_rollback), call)
+        self._register(key, row.has_rollback if row is not None else True, call)
         task = asyncio.current_task()
         if task is not None:
             self._step_tasks.add(task)
@@ -228,11 +228,8 @@ class StepExecution:
             return
         if row is None:
             now = self.clock.now_ms()
-            planned = PlannedStep(key, "sleep", name, count, self._take_seq(), None)
-            with self.log.transaction():
-                row = self.log.append("SLEEP_START", now, key=key, label=planned.label,
-                                      data={**planned.start_data(), "until": wake_at(now)})
-            assert row is not None
+            row = self._start_timed_step("SLEEP_START", PlannedStep(
+                key, "sleep", name, count, self._take_seq(), None), now, wake_at(now))
         await self._park_until(row.wake_at or 0.0)
         with self.log.transaction():
             self.log.append("SLEEP_COMPLETE", self.clock.now_ms(), row)
@@ -256,12 +253,9 @@ class StepExecution:
             return None  # type: ignore[return-value]
         if row is None:
             now = self.clock.now_ms()
-            planned = PlannedStep(key, "wait", name, count, self._take_seq(),
-                                  {"type": event_type, "timeout": ms})
-            with self.log.transaction():
-                row = self.log.append("WAIT_START", now, key=key, label=planned.label,
-                                      data={**planned.start_data(), "until": now + ms})
-            assert row is not None
+            row = self._start_timed_step("WAIT_START", PlannedStep(
+                key, "wait", name, count, self._take_seq(), {"type": event_type, "timeout": ms}),
+                now, now + ms)
         while True:
             got = self.storage.sql.exec(
                 "SELECT id, payload, ts FROM inbox WHERE type = ? ORDER BY id LIMIT 1",
@@ -283,6 +277,15 @@ class StepExecution:
             waiter = asyncio.get_running_loop().create_future()
             self._event_waiters.setdefault(event_type, []).append(waiter)
             await self._park_until(row.wake_at or 0.0, also=waiter)
+
+    def _start_timed_step(self, event: str, planned: PlannedStep, now: float,
+                          until: float) -> StepRow:
+        """Log the start of a sleep or an event wait that ends (or times out) at ``until``."""
+        with self.log.transaction():
+            row = self.log.append(event, now, key=planned.key, label=planned.label,
+                                  data={**planned.start_data(), "until": until})
+        assert row is not None
+        return row
 
     # == attempts, shared by forward steps and rollback handlers ==================================
 
