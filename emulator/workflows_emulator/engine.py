@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from workflows_saga._backend import RollbackOptions
 from workflows_saga._config import attempts_allowed, resolve_config
 from workflows_saga._errors import error_record
 from workflows_saga._step import WorkflowStep
@@ -23,7 +24,7 @@ from workflows_saga._step import WorkflowStep
 from .durable_object import DurableObjectStorage
 from .errors import InvalidActionError, WorkflowError, WorkflowFatalError
 from .events import FORWARD, ROLLBACK, TERMINAL
-from .rollback import TERMINATED_ERROR, RollbackEntry, RollbackPhase
+from .rollback import TERMINATED_ERROR, RollbackPhase
 from .step_log import InstanceLog, StepRow
 from .steps import FatalAbort, StepExecution, step_key
 from .values import encode_value, validate_event_type
@@ -58,7 +59,7 @@ class InstanceEngine(StepExecution, RollbackPhase):
         self._counts: dict[tuple[str, str], int] = {}
         self._next_seq = 0
         self._do_steps = 0
-        self._registry: dict[str, RollbackEntry] = {}
+        self._registry: dict[str, RollbackOptions] = {}
         self._busy = 0
         self._replay_only = False
         self._rollback_phase = False

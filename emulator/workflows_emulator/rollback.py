@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workflows_saga import RollbackContext, StepContext
@@ -26,14 +25,6 @@ TERMINATED_ERROR = {"name": "Terminated", "message": "Instance terminated during
 TERMINATED_SEEN_BY_HANDLERS = {"name": "Error", "message": TERMINATED_ERROR["message"]}
 
 
-@dataclass
-class RollbackEntry:
-    """A registered handler, kept in memory: handlers are code, they are never persisted."""
-
-    row_key: str
-    options: RollbackOptions
-
-
 def rollback_order(rows: dict[str, StepRow]) -> list[StepRow]:
     """Steps eligible for rollback, in the order their handlers run: reverse start order."""
     eligible = [r for r in rows.values() if r.kind == "do" and r.has_rollback]
@@ -46,7 +37,7 @@ class RollbackPhase:
     clock: Clock
     log: InstanceLog
     meta: dict[str, Any]
-    _registry: dict[str, RollbackEntry]
+    _registry: dict[str, RollbackOptions]  # step key -> handler: code is never persisted
     _rollback_phase: bool
 
     if TYPE_CHECKING:  # provided by the engine and the step execution
@@ -61,7 +52,7 @@ class RollbackPhase:
 
     def _register(self, key: str, has_rollback: int | bool, call: StepCall) -> None:
         if call.rollback is not None and has_rollback:
-            self._registry[key] = RollbackEntry(key, call.rollback)
+            self._registry[key] = call.rollback
 
     async def _rollback(self, trigger: dict[str, str]) -> dict[str, Any] | None:
         """Run every eligible handler, newest-started first; halt at the first that fails."""
@@ -87,8 +78,8 @@ class RollbackPhase:
                 if done is not None and done.state == "failure":
                     failure = json.loads(done.error or "{}")
                     break
-                entry = self._registry.get(fwd.key)
-                if entry is None:
+                options = self._registry.get(fwd.key)
+                if options is None:
                     failure = {"name": "RollbackMissing",
                                "message": "Rollback function not available in registry"}
                     planned = PlannedStep(rkey, "rollback", fwd.label, 1, -1, None)
@@ -97,7 +88,7 @@ class RollbackPhase:
                                         label=fwd.label,
                                         data={**planned.start_data(), "error": failure})
                     break
-                resolved = resolve_or_default(entry.options.config)
+                resolved = resolve_or_default(options.config)
                 planned = PlannedStep(rkey, "rollback", fwd.label, 1, -1, shown_config(resolved))
                 handler_input = RollbackContext(
                     output=decode(fwd.output) if fwd.state == "success" else None,
@@ -107,7 +98,7 @@ class RollbackPhase:
                     step_name=fwd.label,
                 )
 
-                async def invoke(_: StepContext, h: Any = entry.options.handler,
+                async def invoke(_: StepContext, h: Any = options.handler,
                                  rb: RollbackContext[Any] = handler_input) -> None:
                     await h(rb)
 
