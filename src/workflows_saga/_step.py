@@ -111,6 +111,7 @@ class StepFunction(Generic[T]):
         concurrent: bool,
         config: StepConfig | None,
         rollback: RollbackOptions | None,
+        rollback_config: StepConfig | None = None,
     ) -> None:
         self._step = step
         self._func = func
@@ -118,7 +119,8 @@ class StepFunction(Generic[T]):
         self._concurrent = concurrent
         self._config = config
         self._rollback = rollback
-        self._pending_rollback_config: StepConfig | None = None
+        # rollback_config may come before the handler, which `@fn.rollback` attaches.
+        self._pending_rollback_config = rollback_config if rollback is None else None
         self.__name__ = getattr(func, "__name__", name)
         self.__doc__ = func.__doc__
 
@@ -263,14 +265,13 @@ class WorkflowStep:
         def decorator(func: Callable[..., Any]) -> StepFunction[Any]:
             step_name = validate_step_name(func.__name__ if name is None else name)
             cfg = parse_step_config(config, step_name=step_name)
-            # rollback_config may come before the handler, which `@fn.rollback` attaches.
-            options = (make_rollback_options(step_name, rollback, rollback_config)
+            rb_cfg = parse_step_config(rollback_config, step_name=step_name, rollback=True)
+            options = (make_rollback_options(step_name, rollback, rb_cfg)
                        if rollback is not None else None)
-            pending = parse_step_config(rollback_config, step_name=step_name, rollback=True)
             fn: StepFunction[Any] = StepFunction(
-                self, func, step_name, concurrent=concurrent, config=cfg, rollback=options
+                self, func, step_name, concurrent=concurrent, config=cfg, rollback=options,
+                rollback_config=rb_cfg,
             )
-            fn._pending_rollback_config = pending if rollback is None else None
             self.step_closures[step_name] = fn
             return fn
 
