@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from workflows_saga._backend import RollbackOptions
-from workflows_saga._config import attempts_allowed, resolve_config
+from workflows_saga._config import ResolvedConfig, resolve_config
 from workflows_saga._errors import error_record
 from workflows_saga._step import WorkflowStep
 
@@ -404,11 +404,12 @@ class InstanceEngine(StepExecution, RollbackPhase):
         for row in list(self.rows.values()):
             if row.state != "running" or not row.attempt_open:
                 continue
-            config = json.loads(row.config or "null") or resolve_config(None)
+            stored = json.loads(row.config or "null")
+            config = resolve_config(None) if stored is None else ResolvedConfig.from_shown(stored)
             events = ROLLBACK if row.kind == "rollback" else FORWARD
             # Retried at once (no backoff), as Cloudflare's engine does, within the limit.
             data: dict[str, Any] = {"error": INTERNAL_ERROR}
-            retry = row.attempts < attempts_allowed(config)
+            retry = row.attempts < config.attempts
             now = self.clock.now_ms()
             with self.log.transaction():
                 self.log.append(events.attempt_failure, now, row, attempt=row.attempts, data=data)

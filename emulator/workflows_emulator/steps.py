@@ -13,13 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from workflows_saga import StepContext
 from workflows_saga._backend import StepCall
-from workflows_saga._config import (
-    attempts_allowed,
-    backoff_delay_ms,
-    describe_config,
-    resolve_config,
-    timeout_ms,
-)
+from workflows_saga._config import ResolvedConfig, resolve_config
 from workflows_saga._durations import Duration, duration_ms, parse_duration_ms
 from workflows_saga._errors import (
     WorkflowTimeoutError,
@@ -103,20 +97,16 @@ class PlannedStep:
 
 
 _DEFAULT_RESOLVED = resolve_config(None)
-_DEFAULT_SHOWN = describe_config(_DEFAULT_RESOLVED)
+_DEFAULT_SHOWN = _DEFAULT_RESOLVED.shown
 _DEFAULT_SHOWN_TEXT = json.dumps(_DEFAULT_SHOWN)
-_DEFAULT_TIMEOUT_MS = timeout_ms(_DEFAULT_RESOLVED)
-_DEFAULT_ALLOWED = attempts_allowed(_DEFAULT_RESOLVED)
 
 
-def shown_config(resolved: dict[str, Any]) -> dict[str, Any]:
-    """The config as steps see and store it (the defaults' is built once)."""
-    return _DEFAULT_SHOWN if resolved is _DEFAULT_RESOLVED else describe_config(resolved)
+def shown_config(resolved: ResolvedConfig) -> Any:
+    return resolved.shown
 
 
-def resolve_or_default(config: Any) -> dict[str, Any]:
-    # The defaults are resolved once: most steps have no config of their own.
-    return _DEFAULT_RESOLVED if config is None else resolve_config(config)
+def resolve_or_default(config: Any) -> ResolvedConfig:
+    return resolve_config(config)
 
 
 def step_key(kind: str, name: str, count: int) -> str:
@@ -184,10 +174,7 @@ class StepExecution:
         else:
             stored = json.loads(row.config or "null")
             if stored is not None:  # the persisted config wins on replay (a delay function stays)
-                delay = resolved["retries"]["delay"]
-                resolved = {**stored, "retries": {**stored["retries"]}}
-                if callable(delay):
-                    resolved["retries"]["delay"] = delay
+                resolved = ResolvedConfig.from_shown(stored, resolved.delay_function)
         self._register(key, row.has_rollback if row is not None else True, call)
         task = asyncio.current_task()
         if task is not None:
@@ -294,15 +281,11 @@ class StepExecution:
         row: StepRow | None,
         start: PlannedStep | None,
         invoke: Callable[[StepContext], Awaitable[Any]],
-        resolved: dict[str, Any],
+        resolved: ResolvedConfig,
         events: StepEvents,
     ) -> Any:
         """Run attempts until one succeeds or none is left; every transition is committed."""
-        if resolved is _DEFAULT_RESOLVED:  # most steps: everything derived once
-            allowed, shown_config, limit_ms = _DEFAULT_ALLOWED, _DEFAULT_SHOWN, _DEFAULT_TIMEOUT_MS
-        else:
-            allowed, shown_config = attempts_allowed(resolved), describe_config(resolved)
-            limit_ms = timeout_ms(resolved)
+        allowed, shown_config, limit_ms = resolved.attempts, resolved.shown, resolved.timeout_ms
         task = asyncio.current_task()
         assert task is not None
         while True:
@@ -365,15 +348,15 @@ class StepExecution:
                                 texts={"output": encoded}, text=f'{{"output": {encoded}}}')
             return output
 
-    async def _retry_delay(self, resolved: dict[str, Any], attempt: int, ctx: StepContext,
+    async def _retry_delay(self, resolved: ResolvedConfig, attempt: int, ctx: StepContext,
                            exc: BaseException, label: str) -> int:
         """The wait before the next attempt: the (possibly dynamic) base delay, backed off.
 
         Raises:
             _DelayFunctionError: a delay function threw, hung (5 s) or returned nonsense.
         """
-        delay = resolved["retries"]["delay"]
-        if callable(delay):
+        delay = resolved.delay_function
+        if delay is not None:
             try:
                 got = delay({"ctx": ctx, "error": exc})
                 if inspect.isawaitable(got):
@@ -387,8 +370,8 @@ class StepExecution:
                 raise _DelayFunctionError(
                     f'The delay function for step "{label}" returned an invalid delay value '
                     '(expected a number of ms or a duration string like "30 seconds")')
-            return backoff_delay_ms(resolved, attempt, base)
-        return backoff_delay_ms(resolved, attempt, parse_duration_ms(delay) or 0.0)
+            return resolved.retry_delay_ms(attempt, base)
+        return resolved.retry_delay_ms(attempt)
 
     async def _with_timeout(self, task: asyncio.Task[Any], awaitable: Awaitable[Any],
                             ms: int) -> Any:

@@ -178,43 +178,76 @@ def parse_step_config(
     return StepConfig(retries=retries, timeout=timeout, sensitive=sensitive)
 
 
-def resolve_config(config: StepConfig | None) -> dict[str, Any]:
-    """Merge ``config`` over the defaults the way the engine does (shallow, plus ``retries``).
+@dataclass(frozen=True, slots=True)
+class ResolvedConfig:
+    """A step's config merged over the defaults, with what the engine derives from it, once.
 
-    A delay function stays in the result under ``retries.delay``; `describe_config` gives
-    the form that is shown to users and stored.
+    Attributes:
+        shown: the config as steps see it in ``ctx.config`` and as the engine stores it
+            (plain JSON: a delay function is left out).
+        delay_function: the dynamic retry delay, if the step gave one.
+        attempts: total attempts allowed: the first one plus ``retries.limit``.
+        timeout_ms: the per-attempt timeout.
     """
+
+    shown: Mapping[str, Any]
+    delay_function: DelayFunction | None
+    attempts: int
+    timeout_ms: int
+
+    @classmethod
+    def from_shown(cls, shown: Mapping[str, Any],
+                   delay_function: DelayFunction | None = None) -> ResolvedConfig:
+        """Rebuild from the stored (shown) form; a delay function is never stored, so the
+        replaying step passes its own."""
+        ms = parse_duration_ms(shown["timeout"])
+        assert ms is not None, "a shown config was validated when it was resolved"
+        return cls(shown, delay_function, int(shown["retries"]["limit"]) + 1, int(ms))
+
+    @property
+    def backoff(self) -> Backoff:
+        """How the delay grows from one retry to the next."""
+        return cast("Backoff", self.shown["retries"].get("backoff", "exponential"))
+
+    @property
+    def base_delay_ms(self) -> float:
+        """The static base delay (0 when a delay function decides it)."""
+        return parse_duration_ms(self.shown["retries"].get("delay", 0)) or 0.0
+
+    def retry_delay_ms(self, failed_attempt: int, base_ms: float | None = None) -> int:
+        """The wait before the attempt after ``failed_attempt`` (1-based), backed off.
+
+        ``base_ms`` overrides the static base delay (what a delay function returned).
+        """
+        base = self.base_delay_ms if base_ms is None else base_ms
+        if self.backoff == "constant":
+            return int(base)
+        if self.backoff == "linear":
+            return int(base * failed_attempt)
+        return int(base * 2 ** (failed_attempt - 1))
+
+
+def _merge_over_defaults(config: StepConfig | None) -> dict[str, Any]:
     user = config.to_js() if config is not None else {}
-    if config is not None and config.retries is not None and callable(config.retries.delay):
-        user["retries"]["delay"] = config.retries.delay
     merged = {**DEFAULT_CONFIG, **user}
-    merged["retries"] = {**DEFAULT_CONFIG["retries"], **user.get("retries", {})}
+    retries = {**DEFAULT_CONFIG["retries"], **user.get("retries", {})}
+    merged["retries"] = {k: v for k, v in retries.items() if not callable(v)}
     return merged
 
 
-def describe_config(resolved: Mapping[str, Any]) -> dict[str, Any]:
-    """``resolved`` as plain JSON: a delay function is omitted, as in the step context."""
-    retries = {k: v for k, v in resolved["retries"].items() if not callable(v)}
-    return {**resolved, "retries": retries}
+DEFAULT_RESOLVED = ResolvedConfig.from_shown(_merge_over_defaults(None))
+"""What a step without a config of its own runs with (resolved once)."""
 
 
-def attempts_allowed(resolved: Mapping[str, Any]) -> int:
-    """Total attempts: the first one plus ``retries.limit``."""
-    return int(resolved["retries"]["limit"]) + 1
+def resolve_config(config: StepConfig | None) -> ResolvedConfig:
+    """Merge ``config`` over the defaults the way the engine does (shallow, plus ``retries``).
 
-
-def backoff_delay_ms(resolved: Mapping[str, Any], failed_attempt: int, base_ms: float) -> int:
-    """The wait before the attempt after ``failed_attempt`` (1-based)."""
-    backoff = resolved["retries"].get("backoff", "exponential")
-    if backoff == "constant":
-        return int(base_ms)
-    if backoff == "linear":
-        return int(base_ms * failed_attempt)
-    return int(base_ms * 2 ** (failed_attempt - 1))
-
-
-def timeout_ms(resolved: Mapping[str, Any]) -> int:
-    """The per-attempt timeout in milliseconds."""
-    ms = parse_duration_ms(resolved["timeout"])
-    assert ms is not None, "validated config"
-    return int(ms)
+    Example:
+        >>> resolve_config(StepConfig(retries=RetryPolicy(limit=2))).attempts
+        3
+    """
+    if config is None:
+        return DEFAULT_RESOLVED
+    delay = config.retries.delay if config.retries is not None else None
+    function = delay if callable(delay) else None
+    return ResolvedConfig.from_shown(_merge_over_defaults(config), function)

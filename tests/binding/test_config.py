@@ -6,11 +6,9 @@ import pytest
 
 from workflows_saga import InvalidStepConfigError, RetryPolicy, StepConfig
 from workflows_saga._config import (
-    attempts_allowed,
-    backoff_delay_ms,
+    ResolvedConfig,
     parse_step_config,
     resolve_config,
-    timeout_ms,
 )
 from workflows_saga._durations import duration_ms, parse_duration_ms
 
@@ -36,19 +34,32 @@ def test_bad_durations(bad: object) -> None:
 
 def test_defaults_are_the_documented_ones() -> None:
     resolved = resolve_config(None)
-    assert resolved == {
+    assert resolved.shown == {
         "retries": {"limit": 5, "delay": 10_000, "backoff": "exponential"},
         "timeout": "10 minutes",
     }
-    assert attempts_allowed(resolved) == 6
-    assert timeout_ms(resolved) == 600_000
+    assert resolved.attempts == 6
+    assert resolved.timeout_ms == 600_000
+    assert resolved.delay_function is None
+    assert resolve_config(None) is resolved  # derived once
+
+
+def test_a_delay_function_is_kept_but_never_shown() -> None:
+    def delay(_: object) -> int:
+        return 5
+
+    resolved = resolve_config(parse_step_config({"retries": {"limit": 1, "delay": delay}},
+                                                step_name="s"))
+    assert resolved.delay_function is delay
+    assert resolved.shown["retries"] == {"limit": 1, "backoff": "exponential"}
+    assert ResolvedConfig.from_shown(resolved.shown, delay) == resolved
 
 
 def test_merge_is_shallow_plus_retries() -> None:
     cfg = parse_step_config({"retries": {"limit": 1}}, step_name="s")
     resolved = resolve_config(cfg)
-    assert resolved["retries"] == {"limit": 1, "delay": 10_000, "backoff": "exponential"}
-    assert resolved["timeout"] == "10 minutes"
+    assert resolved.shown["retries"] == {"limit": 1, "delay": 10_000, "backoff": "exponential"}
+    assert resolved.shown["timeout"] == "10 minutes"
 
 
 def test_typed_and_dict_configs_are_equivalent() -> None:
@@ -99,4 +110,4 @@ def test_delay_zero_is_valid() -> None:
 def test_backoff(backoff: str, delays: list[int]) -> None:
     resolved = resolve_config(parse_step_config(
         {"retries": {"limit": 3, "delay": 1000, "backoff": backoff}}, step_name="s"))
-    assert [backoff_delay_ms(resolved, n, 1000) for n in (1, 2, 3)] == delays
+    assert [resolved.retry_delay_ms(n) for n in (1, 2, 3)] == delays
