@@ -25,7 +25,7 @@ from .errors import (
     ProjectConfigError,
     WorkflowError,
 )
-from .step_log import StepRow
+from .log_fold import StepRow
 
 __all__ = [
     "Clock",

@@ -200,8 +200,8 @@ class InstanceApi:
             entry = {
                 "name": row.name, "count": row.count, "type": row.kind, "state": row.state,
                 "start": row.started_at, "end": row.ended_at,
-                "output": json.loads(row.output) if row.output else None,
-                "error": json.loads(row.error) if row.error else None,
+                "output": row.output,
+                "error": row.error.to_json() if row.error else None,
                 "retry_at": row.wake_at if row.kind == "do" and row.state == "running" else None,
                 "wake_at": row.wake_at if row.kind in ("sleep", "wait") else None,
                 "has_rollback": bool(row.has_rollback),

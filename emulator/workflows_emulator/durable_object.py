@@ -79,32 +79,57 @@ class DurableObjectStorage:
     or not at all. WAL with ``synchronous=NORMAL`` survives a killed process.
     """
 
-    def __init__(self, path: Path | str, schema: str = "") -> None:
+    def __init__(self, path: Path | str, schema: str = "", version: int = 0) -> None:
         self.path = Path(path)
         self.is_new = not self.path.exists()
         """Whether this object had no storage before (nothing to erase, nothing to recover)."""
         if self.is_new:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = self._connect(schema, version)
+        self.sql = SqlStorage(self._conn)
+        self._depth = 0
+        self._closed = False
+
+    def _connect(self, schema: str, version: int) -> sqlite3.Connection:
         try:
-            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise EmulatorError(f"cannot open state file {self.path}: {exc}") from exc
+        try:
+            found = conn.execute("PRAGMA user_version").fetchone()[0]
+            has_tables = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = '_kv'").fetchone() is not None
+            if has_tables and found != version:
+                raise EmulatorError(
+                    f"state file {self.path} has schema version {found}, but this "
+                    f"workflows-emulator reads version {version}: use the emulator version "
+                    "that wrote it, or point the emulator at a new state directory")
             # Small pages: a transition appends a few hundred bytes, and WAL writes whole pages.
             # The empty schema is written without fsync (a killed process loses nothing of an
             # empty file; this makes opening a new object ~5x cheaper), then every later write
             # goes through WAL with synchronous=NORMAL.
-            self._conn.executescript(
+            conn.executescript(
                 "PRAGMA synchronous=OFF; PRAGMA page_size=1024;"
                 "CREATE TABLE IF NOT EXISTS _kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
                 "CREATE TABLE IF NOT EXISTS _alarm (id INTEGER PRIMARY KEY CHECK (id = 0), "
-                "at REAL NOT NULL);" + schema +
+                "at REAL NOT NULL);" + schema + f"PRAGMA user_version={int(version)};"
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
             )
         except sqlite3.DatabaseError as exc:
+            conn.close()
             raise EmulatorError(
                 f"cannot open state file {self.path}: {exc}. It is not a workflows-emulator "
                 "state file, or it is damaged; point the emulator at another state directory"
             ) from exc
-        self.sql = SqlStorage(self._conn)
-        self._depth = 0
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a `transaction` block is open."""
+        return self._depth > 0
 
     # -- transactions -------------------------------------------------------------------
 
@@ -177,8 +202,10 @@ class DurableObjectStorage:
         self._conn.execute("DELETE FROM _alarm WHERE id = 0")
 
     def close(self) -> None:
-        """Close the database (further use raises)."""
-        self._conn.close()
+        """Close the database (further use raises); closing twice does nothing."""
+        if not self._closed:
+            self._closed = True
+            self._conn.close()
 
 
 class _Transaction:
@@ -221,9 +248,13 @@ class DurableObjectNamespace:
             raise EmulatorError(f"object name {name!r} escapes {self.directory}")
         return path
 
-    def open(self, name: str, schema: str = "") -> DurableObjectStorage:
-        """Open (creating if needed) object ``name``'s storage, with ``schema`` (DDL) in it."""
-        return DurableObjectStorage(self.path_for(name), schema)
+    def open(self, name: str, schema: str = "", version: int = 0) -> DurableObjectStorage:
+        """Open (creating if needed) object ``name``'s storage, with ``schema`` (DDL) in it.
+
+        ``version`` is the schema's version, kept in the file; a file of another version is
+        refused with an error naming both.
+        """
+        return DurableObjectStorage(self.path_for(name), schema, version)
 
     def exists(self, name: str) -> bool:
         """Whether object ``name`` has a storage file."""

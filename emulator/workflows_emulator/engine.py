@@ -1,10 +1,10 @@
-"""The engine of one workflow instance: runs ``run()`` durably, step by step, and rolls back.
+"""`InstanceEngine`: one instance's lifecycle state machine, and the driver that runs it.
 
-One `InstanceEngine` exists per instance, over that instance's own Durable-Object stand-in,
-as Cloudflare runs one Engine Durable Object per instance. Every transition is an entry of
-the instance's log (`InstanceLog`), committed before the next transition begins; after a
-crash, ``run()`` is replayed from the top and completed steps return their stored results
-without running again.
+One engine exists per instance, over that instance's own `InstanceStore`, as Cloudflare
+runs one Engine Durable Object per instance. It composes the step backend, the attempt
+runner and the rollback runner, and owns only the transitions between statuses: create,
+run, wait, pause, resume, terminate, restart, finish. After a crash, ``run()`` is replayed
+from the top and completed steps return their stored results without running again.
 """
 
 from __future__ import annotations
@@ -16,96 +16,90 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from workflows_saga._backend import RollbackOptions
-from workflows_saga._config import ResolvedConfig, resolve_config
-from workflows_saga._errors import error_record
-from workflows_saga._step import WorkflowStep
+from workflows_saga import WorkflowStep
+from workflows_saga.backend import ErrorRecord, ResolvedConfig, record_error, resolve_config
 
-from .durable_object import DurableObjectStorage
+from .attempts import AttemptRunner, FatalAbort
 from .errors import InvalidActionError, WorkflowError, WorkflowFatalError
-from .events import FORWARD, ROLLBACK, TERMINAL
-from .rollback import TERMINATED_ERROR, RollbackPhase
-from .step_log import InstanceLog, StepRow
-from .steps import FatalAbort, StepExecution, step_key
+from .instance_store import InstanceStore
+from .log_fold import StepRow, step_key
+from .records import FORWARD, ROLLBACK, InstanceMeta, InstanceStatus, LogEvent, Phase
+from .rollback_runner import TERMINATED_ERROR, RollbackRunner
+from .step_backend import EngineStepBackend, HandlerRegistry
 from .values import encode_value, validate_event_type
 
 if TYPE_CHECKING:
+    from .clock import Clock
     from .host import EngineHost
 
-INTERNAL_ERROR = {
-    "name": "WorkflowInternalError",
-    "message": "Attempt failed due to internal workflows error",
-}
+INTERNAL_ERROR = ErrorRecord("WorkflowInternalError", "Attempt failed due to internal workflows error")
 RESTART_TYPES = {"do": "do", "sleep": "sleep", "waitForEvent": "wait"}
+S = InstanceStatus
 
 RunFactory = Callable[[], Callable[[dict[str, Any], Any], Awaitable[Any]]]
 
 
-class InstanceEngine(StepExecution, RollbackPhase):
-    """Runs one instance. Implements the `workflows_saga` step backend seam."""
+class InstanceEngine:
+    """Runs one instance; its step backend is what ``run()``'s ``step`` calls into."""
 
     def __init__(self, host: EngineHost, workflow: str, instance_id: str,
-                 storage: DurableObjectStorage, make_run: RunFactory,
-                 step_limit: int | None = None) -> None:
+                 store: InstanceStore, make_run: RunFactory, step_limit: int) -> None:
         self.host = host
         self.workflow = workflow
         self.id = instance_id
-        self.storage = storage
-        self.clock = host.clock
-        self.step_limit = step_limit or host.step_limit
+        self.store = store
+        store.listen(functools.partial(host.logged, self))
         self._make_run = make_run
-        self.log = InstanceLog(storage, functools.partial(host.logged, self))
-        self.meta: dict[str, Any] = storage.get("meta") or {}
-        self._counts: dict[tuple[str, str], int] = {}
-        self._next_seq = 0
-        self._do_steps = 0
-        self._registry: dict[str, RollbackOptions] = {}
+        self.meta = store.read_meta() or InstanceMeta(instance_id, workflow, None, 0.0,
+                                                      status=S.UNKNOWN)
+        registry: HandlerRegistry = {}
+        self._registry = registry
+        self.attempts = AttemptRunner(self, store)
+        self.steps = EngineStepBackend(self, store, self.attempts, registry, step_limit)
+        self.rollback = RollbackRunner(store, self.attempts, registry, host.clock)
         self._busy = 0
-        self._replay_only = False
-        self._rollback_phase = False
         self._draining = False
         self._driver: asyncio.Task[None] | None = None
         self._stop_reason: str | None = None
-        self._step_tasks: set[asyncio.Task[Any]] = set()
-        self._event_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._load()
 
     @property
-    def rows(self) -> dict[str, StepRow]:
-        return self.log.rows
-
-    # == lifecycle (called by the emulator's instance handle) ===================================
-
-    def create(self, params: Any, now: float) -> None:
-        """Persist a new instance as ``queued``."""
-        if not self.storage.is_new:  # left by a create that crashed before it was indexed
-            self.storage.delete_all()
-        self.meta = {
-            "id": self.id, "workflow": self.workflow, "params": params, "status": "queued",
-            "error": None, "output": None, "rollback": None, "phase": "forward",
-            "created": now, "started": None, "ended": None, "trigger": None,
-            "terminating": False, "pause_requested": False, "paused_at": None,
-        }
-        with self.log.transaction():
-            self.storage.put("meta", self.meta)
-            self.log.append("WORKFLOW_QUEUED", now)
-        self._load()
+    def clock(self) -> Clock:
+        return self.host.clock
 
     @property
-    def status(self) -> str:
-        return str(self.meta.get("status", "unknown"))
+    def status(self) -> InstanceStatus:
+        return self.meta.status
 
     @property
     def terminal(self) -> bool:
-        return self.status in TERMINAL
+        return self.meta.status.terminal
 
     @property
     def running(self) -> bool:
+        """Whether a driver task is running this instance now."""
         return self._driver is not None and not self._driver.done()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a step callback or rollback handler is running."""
+        return self._busy > 0
+
+    # == lifecycle ================================================================================
+
+    def create(self, params: Any, now: float) -> None:
+        """Persist a new instance as ``queued``."""
+        if not self.store.is_new:  # left by a create that crashed before it was indexed
+            self.store.erase()
+        self.meta = InstanceMeta(self.id, self.workflow, params, now)
+        with self.store.transaction():
+            self.store.write_meta(self.meta)
+            self.store.append(LogEvent.WORKFLOW_QUEUED, now)
+        self._load()
 
     def start(self) -> None:
         """Drive this instance (again, after a stop or a restart of the process)."""
-        if self.terminal or self.status == "paused" or self.running:
+        if self.terminal or self.status == S.PAUSED or self.running:
             return
         self._driver = asyncio.get_running_loop().create_task(
             self._drive(), name=f"workflow:{self.workflow}:{self.id}")
@@ -120,7 +114,7 @@ class InstanceEngine(StepExecution, RollbackPhase):
             driver.cancel()
             await asyncio.gather(driver, return_exceptions=True)
         self._stop_reason = None
-        self._cancel_step_tasks()
+        self.steps.cancel_running()
 
     async def drain(self, timeout: float) -> None:
         """Stop driving once running callbacks finish (or after ``timeout`` real seconds).
@@ -135,39 +129,45 @@ class InstanceEngine(StepExecution, RollbackPhase):
         await self.halt("shutdown")
 
     async def pause(self) -> None:
-        if self.status in ("paused", "waitingForPause"):
+        if self.status in (S.PAUSED, S.WAITING_FOR_PAUSE):
             return  # already pausing: nothing to do, as on Cloudflare
-        if self.status not in ("queued", "running", "waiting"):
+        if self.status not in (S.QUEUED, S.RUNNING, S.WAITING):
             raise InvalidActionError(
                 f"(instance.cannot_pause) Cannot pause instance {self.id}: it is {self.status}")
         if self._busy == 0:
             await self.halt("pause")
             self._set_paused()
         else:
-            with self.log.transaction():
-                self._set_meta(status="waitingForPause", pause_requested=True)
+            with self.store.transaction():
+                self._set_meta(status=S.WAITING_FOR_PAUSE, pause_requested=True)
+
+    def mark_queued(self) -> None:
+        """Waiting for a concurrency slot."""
+        if self.status not in (S.QUEUED, S.WAITING):
+            with self.store.transaction():
+                self._set_meta(status=S.QUEUED)
 
     def _set_paused(self) -> None:
         now = self.clock.now_ms()
-        with self.log.transaction():
-            self._set_meta(status="paused", pause_requested=False, paused_at=now)
-            self.log.append("WORKFLOW_PAUSED", now)
+        with self.store.transaction():
+            self._set_meta(status=S.PAUSED, pause_requested=False, paused_at=now)
+            self.store.append(LogEvent.WORKFLOW_PAUSED, now)
 
     async def resume(self) -> None:
-        if self.status == "waitingForPause":
-            with self.log.transaction():
-                self._set_meta(status="running", pause_requested=False)
+        if self.status == S.WAITING_FOR_PAUSE:
+            with self.store.transaction():
+                self._set_meta(status=S.RUNNING, pause_requested=False)
             return
-        if self.status != "paused":
+        if self.status != S.PAUSED:
             raise InvalidActionError(
                 f"(instance.cannot_resume) Cannot resume instance {self.id}: it is "
                 f"{self.status}, not paused")
         now = self.clock.now_ms()
-        with self.log.transaction():
+        with self.store.transaction():
             # Timers keep their remaining time: every pending wake-up moves by the pause.
-            self.log.append("WORKFLOW_RESUMED", now,
-                            data={"shiftMs": now - (self.meta.get("paused_at") or now)})
-            self._set_meta(status="queued", paused_at=None)
+            paused_at = self.meta.paused_at if self.meta.paused_at is not None else now
+            self.store.append(LogEvent.WORKFLOW_RESUMED, now, data={"shiftMs": now - paused_at})
+            self._set_meta(status=S.QUEUED, paused_at=None)
         self.start()
 
     async def terminate(self, rollback: bool = False) -> None:
@@ -177,41 +177,42 @@ class InstanceEngine(StepExecution, RollbackPhase):
                 "finite state")
         await self.halt("terminate")
         if not rollback:
-            self._finish("terminated", event="WORKFLOW_TERMINATED")
+            self._finish(S.TERMINATED, LogEvent.WORKFLOW_TERMINATED)
             return
-        with self.log.transaction():
-            self._set_meta(phase="rollback", trigger=TERMINATED_ERROR, terminating=True,
-                           status="running", pause_requested=False)
+        with self.store.transaction():
+            self._set_meta(phase=Phase.ROLLBACK, trigger=TERMINATED_ERROR, terminating=True,
+                           status=S.RUNNING, pause_requested=False)
         # Handlers registered by this process's run stay; replay rebuilds them only when the
         # registry is empty (after a restart of the process), as Cloudflare's engine does.
         self._driver = asyncio.get_running_loop().create_task(self._drive())
 
     async def restart(self, from_step: dict[str, Any] | None = None) -> None:
-        forget: set[str] | None = None
-        if from_step is not None:
-            kind = RESTART_TYPES.get(from_step.get("type", "do"))
-            if kind is None:
-                raise InvalidActionError(
-                    "(instance.cannot_restart) from.type must be one of do, sleep, waitForEvent")
-            target = self.rows.get(step_key(kind, from_step["name"],
-                                            int(from_step.get("count", 1))))
-            if target is None:
-                raise InvalidActionError(
-                    f'(instance.cannot_restart) Step "{from_step["name"]}" not found in '
-                    "execution history")
-            forget = {r.key for r in self.rows.values()
-                      if r.kind == "rollback" or r.seq >= target.seq}
+        forget = None if from_step is None else self._keys_from(from_step)
         await self.halt("restart")
         now = self.clock.now_ms()
-        with self.log.transaction():
-            self.log.forget(forget)
-            self._set_meta(status="queued", error=None, output=None, rollback=None,
-                           phase="forward", trigger=None, terminating=False, ended=None,
+        with self.store.transaction():
+            self.store.forget(forget)
+            self._set_meta(status=S.QUEUED, error=None, output=None, rollback=None,
+                           phase=Phase.FORWARD, trigger=None, terminating=False, ended=None,
                            pause_requested=False, paused_at=None, rollback_started=False)
-            self.log.append("WORKFLOW_RESTARTED", now, data={"from": from_step})
+            self.store.append(LogEvent.WORKFLOW_RESTARTED, now, data={"from": from_step})
         self._load()
         self._registry.clear()
         self.start()
+
+    def _keys_from(self, from_step: dict[str, Any]) -> set[str]:
+        """The steps a restart from ``from_step`` forgets: it, those after it, every handler."""
+        kind = RESTART_TYPES.get(from_step.get("type", "do"))
+        if kind is None:
+            raise InvalidActionError(
+                "(instance.cannot_restart) from.type must be one of do, sleep, waitForEvent")
+        rows = self.store.rows
+        target = rows.get(step_key(kind, from_step["name"], int(from_step.get("count", 1))))
+        if target is None:
+            raise InvalidActionError(
+                f'(instance.cannot_restart) Step "{from_step["name"]}" not found in '
+                "execution history")
+        return {r.key for r in rows.values() if r.kind == "rollback" or r.seq >= target.seq}
 
     def send_event(self, event_type: str, payload: Any) -> None:
         if self.terminal:
@@ -221,43 +222,33 @@ class InstanceEngine(StepExecution, RollbackPhase):
         validate_event_type(event_type)
         encoded = encode_value(payload, what="event payload")
         now = self.clock.now_ms()
-        with self.log.transaction():
-            self.storage.sql.exec("INSERT INTO inbox (type, payload, ts) VALUES (?, ?, ?)",
-                                  event_type, encoded, now)
-            self.log.append("EVENT_RECEIVED", now, data={"eventType": event_type})
-        for waiter in self._event_waiters.pop(event_type, []):
-            if not waiter.done():
-                waiter.set_result(None)
+        with self.store.transaction():
+            self.store.buffer_event(event_type, encoded, now)
+            self.store.append(LogEvent.EVENT_RECEIVED, now, data={"eventType": event_type})
+        self.steps.event_delivered(event_type)
 
     # == the driver ===============================================================================
 
     async def _drive(self) -> None:
         try:
-            if not self.meta.get("terminating"):  # a terminate rollback needs no slot
+            if not self.meta.terminating:  # a terminate rollback needs no slot
                 await self.host.acquire_slot(self)
             self._load()
             self._recover_open_attempts()
-            if self.meta.get("phase") == "rollback":
+            if self.meta.phase == Phase.ROLLBACK:
                 await self._finish_rollback()
                 return
-            with self.log.transaction():
-                first = self.meta.get("started") is None
-                # A pause asked for before a crash still waits for the step to finish.
-                status = "waitingForPause" if self.meta.get("pause_requested") else "running"
-                self._set_meta(status=status, started=self.meta.get("started")
-                               or self.clock.now_ms())
-                if first:
-                    self.log.append("WORKFLOW_START", self.clock.now_ms())
+            self._mark_running()
             try:
                 output = await self._run_user_code()
                 encoded = encode_value(output, what="workflow output")
             except FatalAbort as abort:
-                self._finish("errored", error=abort.record, event="WORKFLOW_FAILURE")
+                self._finish(S.ERRORED, LogEvent.WORKFLOW_FAILURE, error=abort.record)
                 return
             except Exception as exc:  # an error escaping run(): terminal failure
                 await self._fail(exc)
                 return
-            self._finish("complete", output=json.loads(encoded), event="WORKFLOW_SUCCESS")
+            self._finish(S.COMPLETE, LogEvent.WORKFLOW_SUCCESS, output=json.loads(encoded))
         except asyncio.CancelledError:
             if self._stop_reason is None:
                 raise
@@ -265,91 +256,110 @@ class InstanceEngine(StepExecution, RollbackPhase):
             self.host.release_slot(self)
             self.host.activity()
 
+    def _mark_running(self) -> None:
+        now = self.clock.now_ms()
+        with self.store.transaction():
+            first = self.meta.started is None
+            # A pause asked for before a crash still waits for the step to finish.
+            status = S.WAITING_FOR_PAUSE if self.meta.pause_requested else S.RUNNING
+            self._set_meta(status=status, started=self.meta.started or now)
+            if first:
+                self.store.append(LogEvent.WORKFLOW_START, now)
+
     async def _run_user_code(self) -> Any:
-        self._counts.clear()
+        self.steps.new_run()
         run = self._make_run()
         event = {
-            "payload": self.meta.get("params"),
-            "timestamp": datetime.fromtimestamp(self.meta["created"] / 1000.0),
+            "payload": self.meta.params,
+            "timestamp": datetime.fromtimestamp(self.meta.created / 1000.0),
             "instanceId": self.id,
             "workflowName": self.workflow,
         }
-        return await run(event, WorkflowStep(self))
+        return await run(event, WorkflowStep(self.steps))
 
     async def _fail(self, exc: BaseException) -> None:
-        trigger = error_record(exc)
-        self._cancel_step_tasks()
-        with self.log.transaction():
-            self._set_meta(phase="rollback", trigger=trigger)
-        outcome = await self._rollback(trigger)
-        self._finish("errored", error=trigger, rollback=outcome, event="WORKFLOW_FAILURE")
+        trigger = record_error(exc)
+        self.steps.cancel_running()
+        with self.store.transaction():
+            self._set_meta(phase=Phase.ROLLBACK, trigger=trigger)
+        outcome = await self._run_rollback(trigger)
+        self._finish(S.ERRORED, LogEvent.WORKFLOW_FAILURE, error=trigger, rollback=outcome)
 
     async def _finish_rollback(self) -> None:
         """Run (or carry on) the rollback phase, rebuilding handlers by replaying ``run()``."""
-        trigger = self.meta["trigger"]
+        trigger = self.meta.trigger or INTERNAL_ERROR
         if not self._registry:
-            self._replay_only = True
+            self.steps.replay_only = True
             try:
                 await self._run_user_code()
             except Exception:
                 pass
             finally:
-                self._replay_only = False
-        outcome = await self._rollback(trigger)
-        if self.meta.get("terminating"):
-            self._finish("terminated", rollback=outcome, event="WORKFLOW_TERMINATED")
+                self.steps.replay_only = False
+        outcome = await self._run_rollback(trigger)
+        if self.meta.terminating:
+            self._finish(S.TERMINATED, LogEvent.WORKFLOW_TERMINATED, rollback=outcome)
         else:
-            self._finish("errored", error=trigger, rollback=outcome, event="WORKFLOW_FAILURE")
+            self._finish(S.ERRORED, LogEvent.WORKFLOW_FAILURE, error=trigger, rollback=outcome)
 
-    def _finish(self, status: str, *, event: str, error: Any = None, output: Any = None,
-                rollback: Any = None) -> None:
+    async def _run_rollback(self, trigger: ErrorRecord) -> Any:
+        return await self.rollback.run(trigger, self.meta.rollback_started,
+                                       lambda: self._set_meta(rollback_started=True))
+
+    def _finish(self, status: InstanceStatus, event: LogEvent, *, error: ErrorRecord | None = None,
+                output: Any = None, rollback: Any = None) -> None:
         now = self.clock.now_ms()
         data: dict[str, Any] = {}
         if error is not None:
-            data["error"] = error
-        if status == "complete":
+            data["error"] = error.to_json()
+        if status == S.COMPLETE:
             data["output"] = output
-        with self.log.transaction():
+        with self.store.transaction():
             self._set_meta(status=status, error=error, output=output, rollback=rollback,
-                           ended=now, phase="done", pause_requested=False)
-            self.log.append(event, now, data=data or None)
-            self.storage.delete_alarm()
+                           ended=now, phase=Phase.DONE, pause_requested=False)
+            self.store.append(event, now, data=data or None)
+            self.store.delete_alarm()
 
-    # == waiting, pausing, stopping ===============================================================
+    # == the hosts' side: parking, checkpoints, callbacks =========================================
 
-    async def _park_until(self, at: float, also: asyncio.Future[None] | None = None) -> None:
-        """Wait for a timer (and maybe an event) as ``waiting``, with the alarm set."""
-        if at <= self.clock.now_ms() and also is None:
-            return
-        with self.log.transaction():
-            self.storage.set_alarm(at)
+    async def park_until(self, at: float) -> None:
+        """Wait for a timer as ``waiting``, with the alarm set."""
+        if at > self.clock.now_ms():
+            await self._park(at, None)
+
+    async def park_until_event(self, at: float, event: asyncio.Future[None]) -> None:
+        """Wait for a timer or an event, whichever comes first."""
+        await self._park(at, event)
+
+    async def _park(self, at: float, event: asyncio.Future[None] | None) -> None:
+        with self.store.transaction():
+            self.store.set_alarm(at)
             # During rollback the status stays "running", as documented.
-            if self._busy == 0 and self.status == "running" and not self._rollback_phase:
-                self._set_meta(status="waiting")
+            if self._busy == 0 and self.status == S.RUNNING and not self.rollback.active:
+                self._set_meta(status=S.WAITING)
         self.host.release_slot(self)
         self.host.activity()
         sleeper = asyncio.ensure_future(self.clock.sleep_until(at))
         try:
-            waiters: set[asyncio.Future[Any]] = {sleeper} if also is None else {sleeper, also}
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            wakers: set[asyncio.Future[Any]] = {sleeper} if event is None else {sleeper, event}
+            await asyncio.wait(wakers, return_when=asyncio.FIRST_COMPLETED)
         finally:
             sleeper.cancel()
         await self.host.acquire_slot(self, waking=True)
-        if self.status in ("waiting", "queued"):
-            with self.log.transaction():
-                self._set_meta(status="running")
-                self.storage.delete_alarm()
+        if self.status in (S.WAITING, S.QUEUED):
+            with self.store.transaction():
+                self._set_meta(status=S.RUNNING)
+                self.store.delete_alarm()
 
-    def _refuse_during_terminate_rollback(self) -> None:
-        if self._rollback_phase and self.meta.get("terminating"):
+    def refuse_steps_in_terminate_rollback(self) -> None:
+        if self.rollback.active and self.meta.terminating:
             raise WorkflowFatalError("Cannot execute steps during rollback phase")
 
-    def _stop_requested(self) -> bool:
-        """Whether `_checkpoint` has anything to do (a cheap test for the hot path)."""
-        return bool(self._draining or self._stop_reason is not None
-                    or self.meta.get("pause_requested"))
+    def stop_requested(self) -> bool:
+        """Whether `checkpoint` has anything to do (a cheap test for the hot path)."""
+        return bool(self._draining or self._stop_reason is not None or self.meta.pause_requested)
 
-    async def _checkpoint(self) -> None:
+    async def checkpoint(self) -> None:
         """Where a stop asked for meanwhile (pause, terminate, shutdown) takes effect."""
         if self._draining:
             await asyncio.get_running_loop().create_future()  # until halt() cancels it
@@ -357,13 +367,19 @@ class InstanceEngine(StepExecution, RollbackPhase):
         if self._stop_reason is not None:
             await asyncio.sleep(0)
 
-    def _after_callback(self) -> None:
+    def callback_started(self) -> None:
+        self._busy += 1
+        self.host.busy_changed(+1)
+
+    def callback_finished(self) -> None:
+        self._busy -= 1
+        self.host.busy_changed(-1)
         self.host.activity()
         self._pause_if_requested()
 
     def _pause_if_requested(self) -> None:
         """A pending pause takes effect once no step callback is running."""
-        if (self._busy == 0 and self.meta.get("pause_requested") and self._driver is not None
+        if (self._busy == 0 and self.meta.pause_requested and self._driver is not None
                 and self._stop_reason is None):
             self._stop_reason = "pause"
             self._driver.cancel()
@@ -374,72 +390,49 @@ class InstanceEngine(StepExecution, RollbackPhase):
             asyncio.get_running_loop().call_soon(self._paused_after_stop)
             return
         self._stop_reason = None
-        self._cancel_step_tasks()
-        if self.meta.get("pause_requested"):
+        self.steps.cancel_running()
+        if self.meta.pause_requested:
             self._set_paused()
         self.host.activity()
-
-    def _cancel_step_tasks(self) -> None:
-        current = asyncio.current_task()
-        for task in list(self._step_tasks):
-            if task is not current and task is not self._driver:
-                task.cancel()
-        self._step_tasks.clear()
 
     # == bookkeeping ==============================================================================
 
     def _load(self) -> None:
-        rows = self.log.load()
-        seqs = [r.seq for r in rows.values() if r.kind != "rollback"]
-        self._next_seq = max(seqs) + 1 if seqs else 0
-        self._do_steps = sum(1 for r in rows.values() if r.kind == "do")
-
-    def _take_seq(self) -> int:
-        seq = self._next_seq
-        self._next_seq += 1
-        return seq
+        self.store.load()
+        self.steps.reloaded()
 
     def _recover_open_attempts(self) -> None:
         """An attempt in flight when the process died counts as failed, and is retried."""
-        for row in list(self.rows.values()):
+        for row in list(self.store.rows.values()):
             if row.state != "running" or not row.attempt_open:
                 continue
-            stored = json.loads(row.config or "null")
-            config = resolve_config(None) if stored is None else ResolvedConfig.from_shown(stored)
+            config = (resolve_config(None) if row.config is None
+                      else ResolvedConfig.from_shown(row.config))
             events = ROLLBACK if row.kind == "rollback" else FORWARD
             # Retried at once (no backoff), as Cloudflare's engine does, within the limit.
-            data: dict[str, Any] = {"error": INTERNAL_ERROR}
-            retry = row.attempts < config.attempts
             now = self.clock.now_ms()
-            with self.log.transaction():
-                self.log.append(events.attempt_failure, now, row, attempt=row.attempts, data=data)
-                if not retry:
-                    self.log.append(events.step_failure, now, row, data={"error": INTERNAL_ERROR})
-
-    def _next_count(self, kind: str, name: str) -> int:
-        count = self._counts.get((kind, name), 0) + 1
-        self._counts[(kind, name)] = count
-        return count
+            with self.store.transaction():
+                self.store.append(events.attempt_failure, now, row, attempt=row.attempts,
+                                  data={"error": INTERNAL_ERROR.to_json()})
+                if row.attempts >= config.attempts:
+                    self.store.append(events.step_failure, now, row,
+                                      data={"error": INTERNAL_ERROR.to_json()})
 
     def _set_meta(self, **changes: Any) -> None:
-        old_status = self.meta.get("status")
-        self.meta.update(changes)
-        self.storage.put("meta", self.meta)
-        if self.meta.get("status") != old_status:
+        old_status = self.meta.status
+        for name, value in changes.items():
+            setattr(self.meta, name, value)
+        self.store.write_meta(self.meta)
+        if self.meta.status != old_status:
             self.host.status_changed(self)
 
     # == reading ==================================================================================
 
     def status_dict(self) -> dict[str, Any]:
         """``{"status", "error", "output", "rollback"}``, as ``instance.status()`` returns it."""
-        return {"status": self.status, "error": self.meta.get("error"),
-                "output": self.meta.get("output"), "rollback": self.meta.get("rollback")}
-
-    def log_entries(self, after: int = 0) -> list[dict[str, Any]]:
-        """The instance's event log, oldest first."""
-        return self.log.entries(after)
+        return self.meta.status_json()
 
     def step_rows(self) -> list[StepRow]:
         """Every step, forward and rollback, in start order (handlers after forward steps)."""
-        rows = list(self.rows.values())
+        rows = list(self.store.rows.values())
         return sorted(rows, key=lambda r: (r.kind == "rollback", r.seq, r.started_at or 0))

@@ -1,18 +1,18 @@
-"""The names of what happens to an instance: the engine's log and ``subscribe()`` events."""
+"""What users see of an instance's life: status names and ``subscribe()`` events."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
+from .records import TERMINAL as _TERMINAL
+from .records import InstanceStatus
+
 Status = Literal[
     "queued", "running", "paused", "errored", "terminated", "complete", "waiting",
     "waitingForPause", "unknown",
 ]
-STATUSES: tuple[Status, ...] = (
-    "queued", "running", "paused", "errored", "terminated", "complete", "waiting",
-    "waitingForPause", "unknown",
-)
-TERMINAL: frozenset[str] = frozenset({"complete", "errored", "terminated"})
+STATUSES: tuple[str, ...] = tuple(str(s) for s in InstanceStatus)
+TERMINAL: frozenset[str] = frozenset(str(s) for s in _TERMINAL)
 
 # Log event -> subscribe() event type (as in Cloudflare's instance subscriptions).
 SUBSCRIBE_NAMES: dict[str, str] = {
@@ -47,22 +47,6 @@ SUBSCRIBE_NAMES: dict[str, str] = {
     "ROLLBACK_FAILED": "rollback_errored",
 }
 FINAL_SUBSCRIBE_EVENTS = frozenset({"workflow_completed", "workflow_errored", "workflow_terminated"})
-
-
-class StepEvents:
-    """The log names one family of steps uses (forward steps or rollback handlers)."""
-
-    def __init__(self, prefix: str) -> None:
-        self.step_start = f"{prefix}STEP_START"
-        self.step_success = f"{prefix}STEP_SUCCESS"
-        self.step_failure = f"{prefix}STEP_FAILURE"
-        self.attempt_start = f"{prefix}ATTEMPT_START"
-        self.attempt_success = f"{prefix}ATTEMPT_SUCCESS"
-        self.attempt_failure = f"{prefix}ATTEMPT_FAILURE"
-
-
-FORWARD = StepEvents("")
-ROLLBACK = StepEvents("ROLLBACK_")
 
 
 def subscribe_event(entry: dict[str, Any]) -> dict[str, Any]:

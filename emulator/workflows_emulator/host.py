@@ -1,4 +1,4 @@
-"""What an `InstanceEngine` needs from the emulator that hosts it (the engine's only outward seam)."""
+"""`EngineHost`: what an `InstanceEngine` needs from the scheduler that hosts it (its outward seam)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 class EngineHost(Protocol):
     """Services shared by every instance of one emulator."""
 
-    clock: Clock
-    step_limit: int
+    @property
+    def clock(self) -> Clock: ...
 
     async def acquire_slot(self, engine: InstanceEngine, waking: bool = False) -> None:
         """Wait for a concurrency slot (``queued`` until then). Waking instances go first."""
@@ -37,8 +37,8 @@ class EngineHost(Protocol):
         ...
 
     def logged(
-        self, engine: InstanceEngine, event_id: int, event: str, step: str | None, attempt: int | None,
-        data: dict[str, Any] | None, ts: float,
+        self, engine: InstanceEngine, event_id: int, event: str, step: str | None,
+        attempt: int | None, data: dict[str, Any] | None, ts: float,
     ) -> None:
         """An event was appended to the instance's log."""
         ...

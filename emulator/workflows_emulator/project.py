@@ -20,8 +20,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .emulator import ID_PATTERN, MAX_NAME, Emulator, Workflow
+from .emulator import Emulator, Workflow
 from .errors import ProjectConfigError
+from .values import ID_PATTERN, MAX_NAME
 
 CONFIG_NAMES = ("wrangler.toml", "wrangler.jsonc", "wrangler.json")
 BINDING_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -1,4 +1,4 @@
-"""What may cross the engine: JSON values up to 1 MiB, and valid event types."""
+"""What may cross the engine: JSON values up to 1 MiB, and valid ids, names and event types."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from .errors import WorkflowError
 
 MAX_VALUE_BYTES = 1 << 20
 EVENT_TYPE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}$")
+ID_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_-]*$")
+MAX_ID = 100
+MAX_NAME = 64
 _NOT_RPC = (tuple, bytearray, bytes, set, frozenset)
 
 
@@ -21,8 +24,7 @@ class UnserialisableOutput(WorkflowError):
 class OutputTooLarge(Exception):
     """A step output over 1 MiB (recorded as a ``WorkflowInternalError``)."""
 
-
-OutputTooLarge.__name__ = "WorkflowInternalError"
+    workflows_error_name = "WorkflowInternalError"
 
 
 def encode_step_output(value: Any, label: str) -> str:
@@ -51,9 +53,11 @@ def encode_value(value: Any, *, what: str) -> str:
     return encoded
 
 
-def decode(encoded: str | None) -> Any:
-    """The value of stored JSON (``None`` stays ``None``)."""
-    return None if encoded is None else json.loads(encoded)
+def fresh(value: Any) -> Any:
+    """A copy of a stored value that the caller may change without changing the record."""
+    if isinstance(value, dict | list):
+        return json.loads(json.dumps(value))
+    return value
 
 
 def event_value(stored: dict[str, Any]) -> dict[str, Any]:
@@ -69,3 +73,27 @@ def validate_event_type(event_type: object) -> str:
             "characters from a-z, A-Z, 0-9, '-' and '_' (no '.'), not starting with '-'"
         )
     return event_type
+
+
+def validate_instance_id(instance_id: object) -> str:
+    """Check an instance id as Cloudflare does (``Workflow instance has invalid id``)."""
+    if (
+        not isinstance(instance_id, str)
+        or len(instance_id) > MAX_ID
+        or not ID_PATTERN.match(instance_id)
+    ):
+        raise WorkflowError(
+            f"Workflow instance has invalid id: {instance_id!r}. Use 1-{MAX_ID} characters "
+            "from a-z, A-Z, 0-9, '-' and '_', not starting with '-'"
+        )
+    return instance_id
+
+
+def validate_workflow_name(name: object) -> str:
+    """Check a workflow name as wrangler does."""
+    if not isinstance(name, str) or len(name) > MAX_NAME or not ID_PATTERN.match(name):
+        raise WorkflowError(
+            f"invalid workflow name {name!r}: use 1-{MAX_NAME} characters from a-z, A-Z, "
+            "0-9, '-' and '_', not starting with '-'"
+        )
+    return name

@@ -1,0 +1,252 @@
+"""`AttemptRunner`: runs a step or rollback handler attempt by attempt (retries, backoff, timeouts).
+
+It sees the instance only through `AttemptHost` (checkpoint, park until, busy) and writes
+only through the instance's `InstanceStore`; forward steps and rollback handlers share it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from workflows_saga import StepContext, WorkflowTimeoutError
+from workflows_saga._durations import parse_duration_ms
+from workflows_saga.backend import (
+    DEFAULT_RESOLVED,
+    ErrorRecord,
+    ResolvedConfig,
+    error_from_record,
+    record_error,
+)
+
+from .clock import Clock
+from .instance_store import InstanceStore
+from .log_fold import StepRow
+from .records import FORWARD, StepEvents
+from .values import UnserialisableOutput, encode_step_output
+
+DELAY_FUNCTION_TIMEOUT_S = 5.0
+_DEFAULT_SHOWN = DEFAULT_RESOLVED.shown
+_DEFAULT_SHOWN_TEXT = json.dumps(_DEFAULT_SHOWN)
+
+
+class AttemptHost(Protocol):
+    """What the attempt loop needs from the instance it runs for."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def stop_requested(self) -> bool:
+        """Whether a pause, terminate or shutdown waits at the next checkpoint."""
+        ...
+
+    async def checkpoint(self) -> None:
+        """Where a stop asked for meanwhile takes effect (may never return)."""
+        ...
+
+    async def park_until(self, at: float) -> None:
+        """Wait, durably, until ``at`` (epoch ms)."""
+        ...
+
+    def callback_started(self) -> None:
+        """A step callback or handler is about to run."""
+        ...
+
+    def callback_finished(self) -> None:
+        """It returned or raised."""
+        ...
+
+
+class FatalAbort(BaseException):
+    """Ends the instance at once, with no rollback (an unserialisable step output).
+
+    Internal control flow: do not catch this.
+    """
+
+    def __init__(self, record: ErrorRecord) -> None:
+        super().__init__(record.message)
+        self.record = record
+
+
+class _DelayFunctionError(Exception):
+    """A retry delay function failed: the step fails for good (``NonRetryableDelayError``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.record = ErrorRecord("NonRetryableDelayError", message)
+
+
+@dataclass(slots=True)
+class PlannedStep:
+    """A step about to begin: it gets a row when its first attempt is logged."""
+
+    key: str
+    kind: str
+    name: str
+    count: int
+    seq: int
+    config: Mapping[str, Any] | None
+    """The config as shown and stored (a resolved config's ``shown``)."""
+    has_rollback: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.name if self.kind == "rollback" else f"{self.name}-{self.count}"
+
+    def start_data(self) -> dict[str, Any]:
+        """The start entry's data (the fold builds the row from it)."""
+        data: dict[str, Any] = {"kind": self.kind, "name": self.name, "count": self.count,
+                                "seq": self.seq, "config": self.config}
+        if self.has_rollback:
+            data["hasRollback"] = True
+        return data
+
+    def start_text(self) -> str | None:
+        """`start_data` as JSON where the defaults' config text can be reused (the hot path)."""
+        if self.config is not _DEFAULT_SHOWN:
+            return None
+        extra = ', "hasRollback": true' if self.has_rollback else ""
+        return (f'{{"kind": "{self.kind}", "name": {json.dumps(self.name)}, "count": '
+                f'{self.count}, "seq": {self.seq}, "config": {_DEFAULT_SHOWN_TEXT}{extra}}}')
+
+
+Invoke = Callable[[StepContext], Awaitable[Any]]
+
+
+class AttemptRunner:
+    """Runs attempts until one succeeds or none is left; every transition is committed."""
+
+    def __init__(self, host: AttemptHost, store: InstanceStore) -> None:
+        self._host = host
+        self._store = store
+        self._clock = host.clock
+
+    async def run(self, row: StepRow | None, start: PlannedStep | None, invoke: Invoke,
+                  resolved: ResolvedConfig, events: StepEvents = FORWARD) -> Any:
+        """Run ``invoke`` (logging ``start`` first if the step has no ``row`` yet).
+
+        Returns the output as stored (decoded JSON); raises the step's final error.
+        """
+        host, store, clock = self._host, self._store, self._clock
+        task = asyncio.current_task()
+        assert task is not None
+        while True:
+            if row is not None and row.wake_at is not None and row.wake_at > clock.now_ms():
+                await host.park_until(row.wake_at)
+            if host.stop_requested():
+                await host.checkpoint()
+            now = clock.now_ms()
+            with store.transaction():
+                if row is None:
+                    assert start is not None
+                    row = store.append(events.step_start, now, key=start.key, label=start.label,
+                                       data=start.start_data(), text=start.start_text())
+                    assert row is not None
+                attempt = row.attempts + 1
+                store.append(events.attempt_start, now, row, attempt=attempt)
+            ctx = StepContext.build(row.name, row.count, attempt, dict(resolved.shown))
+            host.callback_started()
+            try:
+                value = await self._with_timeout(task, invoke(ctx), resolved.timeout_ms)
+                encoded = encode_step_output(value, row.label)
+            except UnserialisableOutput as exc:
+                self._abort_unserialisable(row, exc)
+            except Exception as exc:
+                await self._failed(row, attempt, exc, ctx, resolved, events)
+                continue
+            finally:
+                host.callback_finished()
+            with store.transaction():
+                now = clock.now_ms()
+                store.append(events.attempt_success, now, row, attempt=attempt)
+                store.append(events.step_success, now, row, data={"output": json.loads(encoded)},
+                             text=f'{{"output": {encoded}}}')
+            return json.loads(encoded)
+
+    async def _failed(self, row: StepRow, attempt: int, exc: Exception, ctx: StepContext,
+                      resolved: ResolvedConfig, events: StepEvents) -> None:
+        """Log a failed attempt; raise the step's error if no attempt is left."""
+        record = record_error(exc)
+        delay = None
+        if attempt < resolved.attempts and not record.non_retryable:
+            try:
+                delay = await self._retry_delay(resolved, attempt, ctx, exc, row.label)
+            except _DelayFunctionError as bad:
+                record = bad.record
+        data: dict[str, Any] = {"error": record.to_json()}
+        if delay is not None:
+            data["retryDelayMs"] = delay
+        with self._store.transaction():
+            now = self._clock.now_ms()
+            self._store.append(events.attempt_failure, now, row, attempt=attempt, data=data)
+            if delay is None:
+                self._store.append(events.step_failure, now, row, data={"error": record.to_json()})
+        if delay is None:
+            raise error_from_record(record) from exc
+
+    async def _retry_delay(self, resolved: ResolvedConfig, attempt: int, ctx: StepContext,
+                           exc: BaseException, label: str) -> int:
+        """The wait before the next attempt: the (possibly dynamic) base delay, backed off.
+
+        Raises:
+            _DelayFunctionError: a delay function threw, hung (5 s) or returned nonsense.
+        """
+        function = resolved.delay_function
+        if function is None:
+            return resolved.retry_delay_ms(attempt)
+        try:
+            got = function({"ctx": ctx, "error": exc})
+            if inspect.isawaitable(got):
+                got = await asyncio.wait_for(_awaited(got), DELAY_FUNCTION_TIMEOUT_S)
+        except Exception as failure:
+            raise _DelayFunctionError(
+                f'The delay function for step "{label}" threw an error: {failure}'
+            ) from failure
+        base = parse_duration_ms(got)
+        if base is None or base < 0:
+            raise _DelayFunctionError(
+                f'The delay function for step "{label}" returned an invalid delay value '
+                '(expected a number of ms or a duration string like "30 seconds")')
+        return resolved.retry_delay_ms(attempt, base)
+
+    async def _with_timeout(self, task: asyncio.Task[Any], awaitable: Awaitable[Any],
+                            ms: int) -> Any:
+        fired = False
+
+        def on_timeout() -> None:
+            nonlocal fired
+            fired = True
+            task.cancel()
+
+        handle = self._clock.call_at(self._clock.now_ms() + ms, on_timeout)
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if fired and task.uncancel() == 0:
+                raise WorkflowTimeoutError(f"Execution timed out after {ms}ms") from None
+            raise
+        finally:
+            handle.cancel()
+
+    def _abort_unserialisable(self, row: StepRow, exc: UnserialisableOutput) -> None:
+        attempt_err = ErrorRecord(
+            "WorkflowFatalError", f'Value returned from step "{row.name}" is not serialisable')
+        now = self._clock.now_ms()
+        with self._store.transaction():
+            self._store.append(FORWARD.attempt_failure, now, row, attempt=row.attempts,
+                               data={"error": attempt_err.to_json()})
+            self._store.append(FORWARD.step_failure, now, row,
+                               data={"error": attempt_err.to_json()})
+        raise FatalAbort(ErrorRecord(
+            "WorkflowFatalError",
+            "The execution of the Workflow instance was terminated, as the step "
+            f'"{row.name}" returned a value which is not serialisable',
+        )) from exc
+
+
+async def _awaited(value: Awaitable[Any]) -> Any:
+    return await value

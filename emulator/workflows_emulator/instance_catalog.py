@@ -1,0 +1,136 @@
+"""`InstanceCatalog`: the registered workflows and their instances' engines in one state directory.
+
+It creates, opens, resumes and deletes instances: each instance's engine over its own
+store, indexed in the `InstanceIndex`, hosted by the `Scheduler`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .durable_object import DurableObjectNamespace
+from .engine import InstanceEngine
+from .errors import EmulatorError, InstanceNotFoundError
+from .instance_index import InstanceIndex
+from .instance_store import InstanceStore
+from .records import InstanceStatus
+from .scheduler import Scheduler
+
+RunFactory = Callable[[], Callable[[dict[str, Any], Any], Awaitable[Any]]]
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A workflow class registered under a name."""
+
+    name: str
+    make_run: RunFactory
+    namespace: DurableObjectNamespace
+    step_limit: int
+
+
+class InstanceCatalog:
+    """Every registered workflow's instances, opened on demand and kept open while in use."""
+
+    def __init__(self, state_dir: Path, scheduler: Scheduler, index: InstanceIndex) -> None:
+        self._state_dir = state_dir
+        self._scheduler = scheduler
+        self._index = index
+        self._workflows: dict[str, Registration] = {}
+        self._engines: dict[tuple[str, str], InstanceEngine] = {}
+
+    def register(self, name: str, make_run: RunFactory, step_limit: int) -> None:
+        """Register (or replace) workflow ``name``."""
+        namespace = DurableObjectNamespace(self._state_dir / "instances" / name)
+        self._workflows[name] = Registration(name, make_run, namespace, step_limit)
+
+    def registration(self, workflow: str) -> Registration:
+        """Workflow ``workflow``'s registration, or `EmulatorError` saying how to register it."""
+        try:
+            return self._workflows[workflow]
+        except KeyError:
+            raise EmulatorError(
+                f"workflow {workflow!r} is not registered: call emulator.workflow(YourClass, "
+                f"name={workflow!r}) first"
+            ) from None
+
+    def workflows(self) -> list[str]:
+        """The names of the registered workflows."""
+        return list(self._workflows)
+
+    def exists(self, workflow: str, instance_id: str) -> bool:
+        """Whether instance ``instance_id`` of ``workflow`` exists."""
+        return self._index.exists(workflow, instance_id)
+
+    def engine(self, workflow: str, instance_id: str) -> InstanceEngine:
+        """The engine of an existing instance; `InstanceNotFoundError` if there is none."""
+        if not self.exists(workflow, instance_id):
+            raise InstanceNotFoundError(f"instance.not_found: no instance {instance_id!r}")
+        return self._open(workflow, instance_id)
+
+    def _open(self, workflow: str, instance_id: str) -> InstanceEngine:
+        key = (workflow, instance_id)
+        engine = self._engines.get(key)
+        if engine is None:
+            reg = self.registration(workflow)
+            store = InstanceStore.open(reg.namespace, instance_id)
+            try:
+                engine = InstanceEngine(self._scheduler, workflow, instance_id, store,
+                                        reg.make_run, reg.step_limit)
+            except BaseException:
+                store.close()
+                raise
+            self._engines[key] = engine
+        return engine
+
+    def create(self, workflow: str, instance_id: str, params: Any) -> InstanceEngine:
+        """Persist and index a new instance, and start it."""
+        engine = self._open(workflow, instance_id)
+        now = self._scheduler.clock.now_ms()
+        engine.create(params, now)
+        self._index.add(workflow, instance_id, InstanceStatus.QUEUED, now)
+        engine.start()
+        return engine
+
+    async def delete(self, workflow: str, instance_id: str) -> None:
+        """Stop and erase an instance."""
+        engine = self.engine(workflow, instance_id)
+        await engine.halt("delete")
+        engine.store.close()
+        self._engines.pop((workflow, instance_id), None)
+        self.registration(workflow).namespace.remove(instance_id)
+        self._index.remove(workflow, instance_id)
+
+    def list(self, workflow: str, status: str | None = None) -> list[dict[str, Any]]:
+        """``{id, status, created, modified}`` of ``workflow``'s instances, oldest first."""
+        self.registration(workflow)
+        return self._index.list(workflow, status)
+
+    def resume_unfinished(self, only: str | None = None) -> None:
+        """Start every unfinished instance (of ``only``, or of every registered workflow)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # started on __aenter__ / first use
+        for workflow in [only] if only else list(self._workflows):
+            for instance_id in self._index.unfinished(workflow):
+                engine = self._open(workflow, instance_id)
+                # The instance's own storage is the truth; the index may lag after a crash.
+                self._scheduler.status_changed(engine)
+                engine.start()
+
+    async def close(self, drain_timeout: float) -> None:
+        """Stop every engine where it is (after draining, if asked) and close its store."""
+        engines = list(self._engines.values())
+        if drain_timeout > 0:
+            await asyncio.gather(*(e.drain(drain_timeout) for e in engines))
+        for engine in engines:
+            try:
+                await engine.halt("shutdown")
+            finally:
+                engine.store.close()
+        self._engines.clear()

@@ -1,0 +1,226 @@
+"""`InstanceStore`: the one owner of an instance's tables (log, event inbox, metadata, alarm).
+
+Nothing else reads or writes an instance's SQLite file. Every transition is a log entry
+appended inside `transaction` and folded into `rows` at once (`log_fold.fold`); values are
+decoded in memory and JSON only here, at the storage boundary.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from .durable_object import DurableObjectNamespace, DurableObjectStorage
+from .log_fold import StepRow, fold, public_data
+from .records import InstanceMeta
+
+SCHEMA_VERSION = 1
+"""The layout of an instance file (``PRAGMA user_version``); bump on any change to it."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS log (
+    id INTEGER PRIMARY KEY, ts REAL NOT NULL, event TEXT NOT NULL, key TEXT, step TEXT,
+    attempt INTEGER, data TEXT
+);
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY, type TEXT NOT NULL, payload TEXT NOT NULL, ts REAL NOT NULL
+);
+"""
+_INSERT = "INSERT INTO log (id, ts, event, key, step, attempt, data) VALUES "
+_INSERTS: dict[int, str] = {}
+
+AppendListener = Callable[[int, str, str | None, int | None, dict[str, Any] | None, float], None]
+"""Told of every entry appended: ``(id, event, step label, attempt, data, timestamp)``."""
+
+
+def _ignore(*_: Any) -> None:
+    pass
+
+
+class _StoreTransaction:
+    """``with store.transaction():`` (a class: this sits on every step's hot path)."""
+
+    __slots__ = ("_outer", "_storage_tx", "_store")
+
+    def __init__(self, store: InstanceStore) -> None:
+        self._store = store
+        self._storage_tx = store._storage.transaction()
+        self._outer = False
+
+    def __enter__(self) -> None:
+        self._storage_tx.__enter__()
+        store = self._store
+        self._outer = not store._in_tx
+        store._in_tx = True
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        store = self._store
+        failed = exc_type is not None
+        try:
+            if self._outer and not failed and store._pending:
+                store._flush()
+            self._storage_tx.__exit__(exc_type, None, None)
+        except BaseException:
+            failed = True
+            if store._storage.in_transaction:  # the flush failed: the commit never ran
+                self._storage_tx.__exit__(BaseException, None, None)
+            raise
+        finally:
+            if self._outer:
+                store._in_tx = False
+                store._pending = []
+                if failed:
+                    store.load()  # what was folded in memory did not happen
+
+
+class InstanceStore:
+    """One instance's durable state, in its own Durable-Object stand-in.
+
+    Args:
+        storage: the instance's storage (opened with `SCHEMA` at `SCHEMA_VERSION`).
+    """
+
+    def __init__(self, storage: DurableObjectStorage) -> None:
+        self._storage = storage
+        self._on_append: AppendListener = _ignore
+        self._pending: list[tuple[Any, ...]] = []
+        self._in_tx = False
+        last = storage.sql.exec("SELECT max(id) AS m FROM log").one()["m"]
+        self._next_id = (last or 0) + 1
+        self.rows: dict[str, StepRow] = {}
+        """Every step, folded from the log."""
+
+    @classmethod
+    def open(cls, namespace: DurableObjectNamespace, instance_id: str) -> InstanceStore:
+        """Open (creating if needed) the store of ``instance_id`` in ``namespace``."""
+        return cls(namespace.open(instance_id, SCHEMA, SCHEMA_VERSION))
+
+    def listen(self, on_append: AppendListener) -> None:
+        """Tell ``on_append`` of every entry appended from now on (for live subscribers)."""
+        self._on_append = on_append
+
+    @property
+    def is_new(self) -> bool:
+        """Whether the file did not exist before it was opened."""
+        return self._storage.is_new
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        self._storage.close()
+
+    def transaction(self) -> _StoreTransaction:
+        """Writes inside are committed together at the end, or not at all."""
+        return _StoreTransaction(self)
+
+    # -- metadata and the alarm --------------------------------------------------------------
+
+    def read_meta(self) -> InstanceMeta | None:
+        """The instance's metadata, or ``None`` if it was never written."""
+        data = self._storage.get("meta")
+        return None if data is None else InstanceMeta.from_json(data)
+
+    def write_meta(self, meta: InstanceMeta) -> None:
+        """Persist ``meta`` (inside a transaction)."""
+        self._storage.put("meta", meta.to_json())
+
+    def set_alarm(self, at_ms: float) -> None:
+        """Schedule the instance's wake-up (the Durable Object alarm)."""
+        self._storage.set_alarm(at_ms)
+
+    def delete_alarm(self) -> None:
+        """Cancel the wake-up."""
+        self._storage.delete_alarm()
+
+    def erase(self) -> None:
+        """Erase everything (what a create that crashed before it was indexed left)."""
+        self._storage.delete_all()
+        self.rows = {}
+        self._next_id = 1
+
+    # -- the log ---------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        # One multi-row INSERT: far cheaper than executemany for the two to four entries
+        # a transition writes.
+        pending = self._pending
+        sql = _INSERTS.get(len(pending))
+        if sql is None:
+            sql = _INSERT + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(pending))
+            if len(_INSERTS) < 16:
+                _INSERTS[len(pending)] = sql
+        self._storage.sql.exec(sql, *(v for entry in pending for v in entry))
+
+    def append(self, event: str, ts: float, row: StepRow | None = None, *,
+               attempt: int | None = None, data: dict[str, Any] | None = None,
+               key: str | None = None, label: str | None = None,
+               text: str | None = None) -> StepRow | None:
+        """Append one entry (inside `transaction`) and fold it into `rows`.
+
+        ``text`` may give the JSON of ``data`` already encoded (it spares a second encoding
+        of a step's output).
+        """
+        assert self._in_tx, "log entries are appended inside a transaction"
+        if row is not None:
+            key, label = row.key, row.label
+        entry_id = self._next_id
+        self._next_id += 1
+        if text is None and data is not None:
+            text = json.dumps(data)
+        self._pending.append((entry_id, ts, str(event), key, label, attempt, text))
+        touched = fold(self.rows, event, key, ts, attempt, data)
+        self._on_append(entry_id, event, label, attempt, data, ts)
+        return touched
+
+    def load(self) -> dict[str, StepRow]:
+        """Rebuild every row from the persisted log."""
+        rows: dict[str, StepRow] = {}
+        cur = self._storage.sql.exec("SELECT ts, event, key, attempt, data FROM log ORDER BY id")
+        for ts, event, key, attempt, data in cur.raw():
+            fold(rows, event, key, ts, attempt, json.loads(data) if data else None)
+        self.rows = rows
+        return rows
+
+    def forget(self, keys: set[str] | None = None) -> None:
+        """Erase the entries of ``keys`` (all entries if ``None``) and any buffered events.
+
+        Call inside a transaction, then `load` to rebuild the rows.
+        """
+        if keys is None:
+            self._storage.sql.exec("DELETE FROM log")
+        else:
+            for key in keys:
+                self._storage.sql.exec("DELETE FROM log WHERE key = ?", key)
+        self._storage.sql.exec("DELETE FROM inbox")  # buffered events go, as on Cloudflare
+
+    def entries(self, after: int = 0) -> list[dict[str, Any]]:
+        """The log as dicts, oldest first (internal bookkeeping fields left out)."""
+        rows = self._storage.sql.exec(
+            "SELECT id, ts, event, step, attempt, data FROM log WHERE id > ? ORDER BY id", after)
+        return [
+            {"id": r["id"], "timestamp": r["ts"], "event": r["event"], "step": r["step"],
+             "attempt": r["attempt"],
+             "data": public_data(json.loads(r["data"]) if r["data"] else None)}
+            for r in rows
+        ]
+
+    # -- the event inbox -------------------------------------------------------------------
+
+    def buffer_event(self, event_type: str, payload_json: str, ts: float) -> None:
+        """Keep an event until a ``wait_for_event`` of its type takes it (inside a transaction)."""
+        self._storage.sql.exec("INSERT INTO inbox (type, payload, ts) VALUES (?, ?, ?)",
+                               event_type, payload_json, ts)
+
+    def oldest_event(self, event_type: str) -> tuple[int, dict[str, Any]] | None:
+        """The oldest buffered event of ``event_type``: ``(id, {payload, timestamp, type})``."""
+        got = self._storage.sql.exec(
+            "SELECT id, payload, ts FROM inbox WHERE type = ? ORDER BY id LIMIT 1",
+            event_type).first()
+        if got is None:
+            return None
+        return got["id"], {"payload": json.loads(got["payload"]), "timestamp": got["ts"],
+                           "type": event_type}
+
+    def take_event(self, event_id: int) -> None:
+        """Remove a delivered event (inside the transaction that logs its delivery)."""
+        self._storage.sql.exec("DELETE FROM inbox WHERE id = ?", event_id)

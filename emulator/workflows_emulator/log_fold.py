@@ -1,0 +1,145 @@
+"""The fold of an instance's log into its steps: one pure function for live and recovered state.
+
+Every transition is a log entry. `fold` turns an entry into the in-memory `StepRow` when it
+is appended and when the log is read back after a restart, so what the engine sees live and
+what it rebuilds after a crash cannot drift apart. Rows hold decoded values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from workflows_saga.backend import ErrorRecord
+
+from .records import LogEvent
+
+_STARTS = frozenset({LogEvent.STEP_START, LogEvent.ROLLBACK_STEP_START, LogEvent.SLEEP_START,
+                     LogEvent.WAIT_START})
+_ATTEMPT_STARTS = frozenset({LogEvent.ATTEMPT_START, LogEvent.ROLLBACK_ATTEMPT_START})
+_ATTEMPT_SUCCESSES = frozenset({LogEvent.ATTEMPT_SUCCESS, LogEvent.ROLLBACK_ATTEMPT_SUCCESS})
+_ATTEMPT_FAILURES = frozenset({LogEvent.ATTEMPT_FAILURE, LogEvent.ROLLBACK_ATTEMPT_FAILURE})
+_SUCCESSES = frozenset({LogEvent.STEP_SUCCESS, LogEvent.ROLLBACK_STEP_SUCCESS,
+                        LogEvent.SLEEP_COMPLETE, LogEvent.WAIT_COMPLETE})
+_FAILURES = frozenset({LogEvent.STEP_FAILURE, LogEvent.ROLLBACK_STEP_FAILURE,
+                       LogEvent.WAIT_TIMEOUT})
+INTERNAL_FIELDS = ("kind", "name", "count", "seq")
+"""Keys of a start entry's data that are the engine's bookkeeping, not shown to users."""
+
+
+def step_key(kind: str, name: str, count: int) -> str:
+    """The cache key of the ``count``-th ``kind`` step called ``name``."""
+    return f"{kind}:{count}:{name}"
+
+
+@dataclass(slots=True)
+class AttemptRow:
+    """One attempt of a step or rollback handler."""
+
+    number: int
+    started_at: float
+    ended_at: float | None = None
+    state: str = "running"
+    error: ErrorRecord | None = None
+    retry_delay_ms: float | None = None
+
+
+@dataclass(slots=True)
+class StepRow:
+    """One step (a ``do``, ``sleep``, ``wait`` or ``rollback``), as folded from the log."""
+
+    key: str
+    kind: str
+    name: str
+    count: int
+    seq: int
+    state: str = "running"
+    config: dict[str, Any] | None = None
+    """The resolved config the step ran with, as shown in ``ctx.config``."""
+    output: Any = None
+    error: ErrorRecord | None = None
+    has_rollback: bool = False
+    started_at: float | None = None
+    ended_at: float | None = None
+    wake_at: float | None = None
+    attempt_log: list[AttemptRow] = field(default_factory=list)
+    label: str = ""
+    """``"<name>-<count>"``, as Workflows shows steps (a handler shows its step's)."""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = self.name if self.kind == "rollback" else f"{self.name}-{self.count}"
+
+    @property
+    def attempts(self) -> int:
+        """How many attempts have started."""
+        return len(self.attempt_log)
+
+    @property
+    def attempt_open(self) -> bool:
+        """Whether an attempt started and has not ended (in flight, or cut off by a crash)."""
+        return bool(self.attempt_log) and self.attempt_log[-1].state == "running"
+
+
+def fold(rows: dict[str, StepRow], event: str, key: str | None, ts: float,
+         attempt: int | None, data: dict[str, Any] | None) -> StepRow | None:
+    """Apply one log entry to ``rows``; return the row it touched."""
+    data = data or {}
+    if event == LogEvent.WORKFLOW_RESUMED:
+        shift = data.get("shiftMs", 0)
+        for row in rows.values():
+            if row.state == "running" and row.wake_at is not None:
+                row.wake_at += shift
+        return None
+    if key is None:
+        return None
+    found = rows.get(key)
+    if event in _STARTS or found is None:
+        if "kind" not in data:
+            return found
+        row = rows[key] = StepRow(
+            key=key, kind=data["kind"], name=data["name"], count=data["count"], seq=data["seq"],
+            config=data.get("config"), has_rollback=bool(data.get("hasRollback")),
+            started_at=ts, wake_at=data.get("until"),
+        )
+        if event in _STARTS:
+            return row
+    else:
+        row = found
+    _fold_transition(row, event, ts, attempt, data)
+    return row
+
+
+def _fold_transition(row: StepRow, event: str, ts: float, attempt: int | None,
+                     data: dict[str, Any]) -> None:
+    if event in _ATTEMPT_STARTS:
+        row.attempt_log.append(AttemptRow(attempt or row.attempts + 1, ts))
+        row.wake_at = None
+    elif event in _ATTEMPT_SUCCESSES:
+        if row.attempt_log:
+            last = row.attempt_log[-1]
+            last.state, last.ended_at = "success", ts
+    elif event in _ATTEMPT_FAILURES:
+        if row.attempt_log:
+            last = row.attempt_log[-1]
+            last.state, last.ended_at = "failure", ts
+            last.error = ErrorRecord.from_json(data.get("error"))
+            last.retry_delay_ms = data.get("retryDelayMs")
+        if "retryDelayMs" in data:
+            row.wake_at = ts + data["retryDelayMs"]
+    elif event in _SUCCESSES:
+        row.state, row.ended_at, row.wake_at = "success", ts, None
+        if "output" in data:
+            row.output = data["output"]
+    elif event in _FAILURES:
+        row.state, row.ended_at, row.wake_at = "failure", ts, None
+        if row.attempt_open:  # a step failed without its attempt's end (a recovered crash)
+            row.attempt_log[-1].state = "failure"
+        row.error = ErrorRecord.from_json(data.get("error"))
+
+
+def public_data(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``data`` without the engine's own bookkeeping fields."""
+    if data is None or not any(k in data for k in INTERNAL_FIELDS):
+        return data
+    return {k: v for k, v in data.items() if k not in INTERNAL_FIELDS} or None
