@@ -66,45 +66,29 @@ class WorkflowTimeoutError(StepError):
         return self.message
 
 
-KEEPS_PYTHON_TYPE: dict[str, type[Exception]] = {
-    "NonRetryableError": NonRetryableError,
-    "TypeError": TypeError,
-    "ValueError": ValueError,
-}
-"""The errors that come back out of ``step.do`` as themselves on Cloudflare."""
-
-
-NON_RETRYABLE = "NonRetryableError"
+# -- legacy, for the engine switch ---------------------------------------------------------
+# The emulator's engine (steps.py, rollback.py, engine.py) still stores and reads errors as
+# ``{"name", "message"}`` dicts through these three. They are thin wrappers over the record
+# API of `workflows_saga.backend` (`ErrorRecord`, `record_error`, `error_from_record`,
+# `is_non_retryable`) and go away once the engine imports that module instead.
 
 
 def error_record(exc: BaseException) -> dict[str, str]:
-    """``exc`` as the engine stores it: ``{"name", "message"}``.
+    """Legacy: ``record_error(exc).to_json()``."""
+    from ._records import record_error
 
-    The name is Cloudflare's where an error class declares one (``workflows_error_name``);
-    an error whose message starts with ``NonRetryableError`` counts as one, as on Cloudflare,
-    and is reported without that prefix.
-    """
-    if isinstance(exc, StepError):
-        name, message = exc.name, exc.message
-    else:
-        name = getattr(type(exc), "workflows_error_name", None) or type(exc).__name__
-        message = str(exc)
-    if name != NON_RETRYABLE and message.startswith(NON_RETRYABLE):
-        name, message = NON_RETRYABLE, message[len(NON_RETRYABLE):].lstrip(":").lstrip()
-    return {"name": name, "message": message}
+    return record_error(exc).to_json()
 
 
 def is_non_retryable(record: dict[str, str]) -> bool:
-    """Whether the engine must not retry the error behind ``record``."""
-    return record.get("name") == NON_RETRYABLE
+    """Legacy: `is_non_retryable` of the record behind a stored dict."""
+    from ._records import ErrorRecord, is_non_retryable
+
+    return is_non_retryable(ErrorRecord.from_json(record))
 
 
 def error_from_record(record: dict[str, str]) -> Exception:
-    """Rebuild the error ``step.do`` raises from a stored ``{"name", "message"}``."""
-    name, message = record.get("name", "Error"), record.get("message", "")
-    if message.startswith("NonRetryableError"):
-        name = "NonRetryableError"
-    if name == "WorkflowTimeoutError":
-        return WorkflowTimeoutError(message)
-    cls = KEEPS_PYTHON_TYPE.get(name)
-    return cls(message) if cls is not None else StepError(message, name=name)
+    """Legacy: `error_from_record` of the record behind a stored dict."""
+    from ._records import ErrorRecord, error_from_record
+
+    return error_from_record(ErrorRecord.from_json(record))

@@ -18,17 +18,6 @@ def test_import_pulls_in_no_runtime_or_sqlite_module() -> None:
     assert out.stdout.strip() == ""
 
 
-def test_public_names_are_pinned() -> None:
-    assert workflows_saga.__all__ == sorted(workflows_saga.__all__)
-    for name in (
-        "WorkflowEntrypoint", "WorkflowStep", "StepFunction", "RollbackContext", "StepContext",
-        "StepConfig", "RetryPolicy", "NonRetryableError", "StepError", "InvalidStepConfigError",
-        "StepBackend",
-    ):
-        assert name in workflows_saga.__all__
-        assert getattr(workflows_saga, name) is not None
-
-
 def test_entrypoint_outside_pyodide_is_plain() -> None:
     cls = workflows_saga.WorkflowEntrypoint
     assert cls.__module__ == "workflows_saga._entrypoint"
