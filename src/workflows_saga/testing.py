@@ -27,7 +27,6 @@ from ._backend import RollbackOptions, StepBackend, StepCall, StepCallback
 from ._config import ResolvedConfig, resolve_config
 from ._context import RollbackContext, StepContext
 from ._durations import Duration, duration_ms, parse_duration_ms
-from ._errors import WorkflowTimeoutError
 from ._records import ErrorRecord, error_from_record, record_error
 from ._step import WorkflowStep
 
@@ -64,7 +63,6 @@ class MemoryBackend(StepBackend):
         self.events: dict[str, list[dict[str, Any]]] = {}
         self.rolled_back: list[str] = []
         self._cache: dict[tuple[str, str, int], Any] = {}  # (kind, name, count) -> result
-        self._failed: dict[tuple[str, int], ErrorRecord] = {}
         self._started: dict[str, _Started] = {}  # label -> started do step
         self._counts: dict[tuple[str, str], int] = {}
 
@@ -115,28 +113,25 @@ class MemoryBackend(StepBackend):
     # -- StepBackend --------------------------------------------------------------------------
 
     async def do(self, call: StepCall) -> Any:
-        """Run ``call`` with retries, or replay its cached output or error."""
+        """Run ``call`` with retries, or replay its cached output or final error."""
         self.calls.append(call)
         count = self._next("do", call.name)
-        label = f"{call.name}-{count}"
+        label, key = f"{call.name}-{count}", ("do", call.name, count)
+        resolved = resolve_config(call.config)
         started = self._started.get(label)
         if started is None:
-            ctx = StepContext.build(call.name, count, 1, resolve_config(call.config).shown)
+            ctx = StepContext.build(call.name, count, 1, resolved.shown)
             started = self._started[label] = _Started(len(self._started), ctx, call.rollback)
         else:
             started.options = call.rollback  # handlers are code, not data: a replay brings its own
-        if ("do", call.name, count) in self._cache:
-            return self._cache["do", call.name, count]
-        if (call.name, count) in self._failed:
-            raise error_from_record(self._failed[call.name, count])
-        try:
-            output = await self._attempts(label, call.name, count, resolve_config(call.config),
-                                          call.callback, started)
-        except Exception as exc:
-            self._failed[call.name, count] = record_error(exc)
-            raise
-        self._cache["do", call.name, count] = started.output = output
-        return output
+        if key not in self._cache:
+            try:
+                self._cache[key] = started.output = await self._attempts(
+                    label, call.name, count, resolved, call.callback, started)
+            except Exception as exc:
+                self._cache[key] = record_error(exc)
+                raise
+        return self._replay(key)
 
     async def sleep(self, name: str, duration: Duration) -> None:
         """Record the sleep (once per ``(name, count)``); return at once."""
@@ -150,17 +145,26 @@ class MemoryBackend(StepBackend):
             self.sleeps.append((name, at))
 
     async def wait_for_event(self, name: str, event_type: str, timeout: Duration) -> dict[str, Any]:
-        """The first buffered event of ``event_type``; without one, time out at once."""
+        """The first buffered event of ``event_type``; without one, time out at once.
+
+        Either outcome is kept per ``(name, count)``: a replay returns the same event, or
+        times out again (send the event before the run that waits for it).
+        """
         key = ("wait", name, self._next("wait", name))
         if key not in self._cache:
             buffered = self.events.get(event_type)
-            if not buffered:
-                raise WorkflowTimeoutError(
-                    f"Execution timed out after {int(parse_duration_ms(timeout) or 0)}ms")
-            self._cache[key] = buffered.pop(0)
-        return dict(self._cache[key])
+            self._cache[key] = buffered.pop(0) if buffered else ErrorRecord(
+                "WorkflowTimeoutError",
+                f"Execution timed out after {int(parse_duration_ms(timeout) or 0)}ms")
+        return dict(self._replay(key))
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _replay(self, key: tuple[str, str, int]) -> Any:
+        got = self._cache[key]
+        if isinstance(got, ErrorRecord):  # a final error (outputs are JSON, never records)
+            raise error_from_record(got)
+        return got
 
     def _next(self, kind: str, name: str) -> int:
         count = self._counts[kind, name] = self._counts.get((kind, name), 0) + 1
