@@ -1,4 +1,4 @@
-"""The binding's exceptions.
+"""The binding's exceptions (and, until the engine switches, its legacy dict-based record helpers).
 
 Tree::
 
