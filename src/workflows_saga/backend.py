@@ -8,6 +8,28 @@ the instance fails. The emulator's engine and the Pyodide backend both implement
 `workflows_saga.testing.MemoryBackend` is a small in-memory one for tests.
 
 Everything here is pure Python: importing it loads neither ``js``/``pyodide`` nor ``sqlite3``.
+
+The protocol and what it receives:
+    `StepBackend`: ``do(call)``, ``sleep``, ``sleep_until``, ``wait_for_event``.
+    `StepCall`: one validated ``step.do`` (name, callback, config, rollback options).
+    `StepCallback`: the step body, always async, always given a `StepContext`.
+    `RollbackOptions`: a validated handler and its ``rollback_config``.
+    `RollbackHandler`: the handler, always async, given a `RollbackContext`.
+    `StepContext` (``StepContext.build``) and `RollbackContext`: what bodies and handlers get.
+
+Configs and durations:
+    `resolve_config` / `ResolvedConfig` / `DEFAULT_RESOLVED`: a step's config merged over
+    the defaults, with ``attempts``, ``timeout_ms``, ``retry_delay_ms(failed_attempt)``.
+    `DelayFunction`: a dynamic retry delay, called with ``{"ctx", "error"}``.
+    `parse_duration_ms` / `duration_ms`: ``"10 seconds"``, numbers, timedeltas in ms.
+
+Errors:
+    `ErrorRecord`: ``{"name", "message"}`` as stored (``to_json`` / ``from_json``).
+    `record_error`: the record of an exception; `is_non_retryable`: stop retrying it?
+    `error_from_record`: what ``step.do`` raises for a record.
+
+Entry points:
+    `wrap_run`: wrap a workflow class's ``run`` so it gets your runtime's step object.
 """
 
 from __future__ import annotations

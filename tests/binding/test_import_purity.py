@@ -8,7 +8,7 @@ import workflows_saga
 
 def test_import_pulls_in_no_runtime_or_sqlite_module() -> None:
     code = (
-        "import sys, workflows_saga\n"
+        "import sys, workflows_saga, workflows_saga.backend\n"
         "from workflows_saga import WorkflowEntrypoint\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'js', 'pyodide', 'workers', 'sqlite3', '_sqlite3'})\n"
