@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from workflows_saga import StepContext, WorkflowTimeoutError
-from workflows_saga._durations import parse_duration_ms
 from workflows_saga.backend import (
     DEFAULT_RESOLVED,
     ErrorRecord,
     ResolvedConfig,
     error_from_record,
+    parse_duration_ms,
     record_error,
 )
 

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from pathlib import Path
 from typing import Any
 
-from workflows_saga._durations import Duration
+from workflows_saga import Duration
 
 from .clock import Clock, RealClock, VirtualClock
 from .engine import InstanceEngine

@@ -12,7 +12,8 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from workflows_saga._durations import Duration, duration_ms
+from workflows_saga import Duration
+from workflows_saga.backend import duration_ms
 
 from .clock import Clock, VirtualClock
 from .errors import EmulatorError

@@ -12,14 +12,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from workflows_saga import WorkflowTimeoutError
-from workflows_saga._durations import Duration, duration_ms, parse_duration_ms
+from workflows_saga import Duration, WorkflowTimeoutError
 from workflows_saga.backend import (
     ErrorRecord,
     ResolvedConfig,
     RollbackOptions,
     StepCall,
+    duration_ms,
     error_from_record,
+    parse_duration_ms,
     resolve_config,
 )
 

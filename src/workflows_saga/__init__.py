@@ -14,13 +14,15 @@ Example:
     ...         async def credit_back(rb):
     ...             ...
     ...         return await debit()
+
+Backend authors (the emulator, the Pyodide backend, test doubles) use `workflows_saga.backend`;
+`workflows_saga.testing` has an in-memory backend for testing workflows without an engine.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._backend import RollbackOptions, StepBackend, StepCall
 from ._config import DEFAULT_CONFIG, RetryPolicy, RollbackConfig, StepConfig
 from ._context import RollbackContext, StepContext
 from ._durations import Duration
@@ -44,9 +46,6 @@ __all__ = [
     "RetryPolicy",
     "RollbackConfig",
     "RollbackContext",
-    "RollbackOptions",
-    "StepBackend",
-    "StepCall",
     "StepConfig",
     "StepContext",
     "StepError",

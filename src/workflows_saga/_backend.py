@@ -1,4 +1,4 @@
-"""The seam between the step API and whatever executes steps.
+"""The step-backend protocol and the call records it receives (public in `workflows_saga.backend`).
 
 `WorkflowStep` (the API users see) turns every call into one of the four operations of
 `StepBackend`. The emulator's engine implements it in CPython; on Cloudflare,

@@ -104,6 +104,37 @@ def _check_duration(value: object, *, allow_function: bool, zero_ok: bool) -> st
     return None
 
 
+def _parse_retries(r: Any, kind: str, step_name: str) -> RetryPolicy:
+    """Validate a config's ``retries`` (a dict or `RetryPolicy`) as Cloudflare does."""
+    if isinstance(r, RetryPolicy):
+        r = {k: v for k, v in vars(r).items() if v is not None}
+    if not isinstance(r, Mapping):
+        raise _invalid(kind, step_name, "retries must be a dict with limit, delay, backoff")
+    extra = sorted(set(r) - {"limit", "delay", "backoff"})
+    if extra:
+        raise _invalid(kind, step_name, f"unknown retries key(s) {extra}")
+    limit = r.get("limit")
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int | float) or limit < 0
+    ):
+        raise _invalid(kind, step_name, "retries.limit must be a number >= 0")
+    if limit is not None and limit > MAX_RETRIES:
+        raise _invalid(kind, step_name, f"retries.limit must be at most {MAX_RETRIES}")
+    delay = r.get("delay")
+    if delay is not None:
+        problem = _check_duration(delay, allow_function=True, zero_ok=True)
+        if problem:
+            raise _invalid(kind, step_name, f"retries.delay {problem}")
+    backoff = r.get("backoff")
+    if backoff is not None and backoff not in BACKOFFS:
+        raise _invalid(kind, step_name, f"retries.backoff must be one of {list(BACKOFFS)}")
+    return RetryPolicy(
+        limit=int(limit) if limit is not None else None,
+        delay=delay,
+        backoff=cast("Backoff | None", backoff),
+    )
+
+
 def parse_step_config(
     value: StepConfig | Mapping[str, Any] | None, *, step_name: str, rollback: bool = False
 ) -> StepConfig | None:
@@ -134,36 +165,7 @@ def parse_step_config(
     if unknown:
         raise _invalid(kind, step_name, f"unknown key(s) {unknown}; allowed: {sorted(allowed)}")
 
-    retries = None
-    if "retries" in raw:
-        r = raw["retries"]
-        if isinstance(r, RetryPolicy):
-            r = {k: v for k, v in vars(r).items() if v is not None}
-        if not isinstance(r, Mapping):
-            raise _invalid(kind, step_name, "retries must be a dict with limit, delay, backoff")
-        extra = sorted(set(r) - {"limit", "delay", "backoff"})
-        if extra:
-            raise _invalid(kind, step_name, f"unknown retries key(s) {extra}")
-        limit = r.get("limit")
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int | float) or limit < 0
-        ):
-            raise _invalid(kind, step_name, "retries.limit must be a number >= 0")
-        if limit is not None and limit > MAX_RETRIES:
-            raise _invalid(kind, step_name, f"retries.limit must be at most {MAX_RETRIES}")
-        delay = r.get("delay")
-        if delay is not None:
-            problem = _check_duration(delay, allow_function=True, zero_ok=True)
-            if problem:
-                raise _invalid(kind, step_name, f"retries.delay {problem}")
-        backoff = r.get("backoff")
-        if backoff is not None and backoff not in BACKOFFS:
-            raise _invalid(kind, step_name, f"retries.backoff must be one of {list(BACKOFFS)}")
-        retries = RetryPolicy(
-            limit=int(limit) if limit is not None else None,
-            delay=delay,
-            backoff=cast("Backoff | None", backoff),
-        )
+    retries = _parse_retries(raw["retries"], kind, step_name) if "retries" in raw else None
 
     timeout = raw.get("timeout")
     if timeout is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -17,7 +18,9 @@ class StepContext(dict[str, Any]):
     """
 
     @classmethod
-    def build(cls, name: str, count: int, attempt: int, config: dict[str, Any]) -> StepContext:
+    def build(
+        cls, name: str, count: int, attempt: int, config: Mapping[str, Any]
+    ) -> StepContext:
         """Make a context for attempt ``attempt`` of step ``name`` number ``count``."""
         return cls(step={"name": name, "count": count}, attempt=attempt, config=config)
 

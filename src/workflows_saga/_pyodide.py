@@ -20,6 +20,10 @@ Handler proxies are never destroyed: the engine calls them after ``run()`` has f
 ``terminate(rollback=True)``, possibly after the isolate replayed ``run()``), and a destroyed
 proxy makes every attempt fail with ``Object has already been destroyed``. They are released
 with the isolate.
+
+The pure parts (error parsing, the rollback context, configs and delay functions) take plain
+Python values and run under CPython; JS values are converted by the backend and
+`rollback_argument`, through the SDK's ``workers.rpc``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import importlib
 import inspect
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,7 +40,8 @@ from ._backend import RollbackOptions, StepBackend, StepCall
 from ._config import StepConfig
 from ._context import RollbackContext, StepContext
 from ._durations import Duration
-from ._errors import NonRetryableError, StepError, error_from_record
+from ._errors import NonRetryableError, StepError
+from ._records import ErrorRecord, error_from_record
 
 _TRACEBACK_LAST_LINE = re.compile(r"^(?P<type>[A-Za-z_][\w.]*)(?::\s?(?P<message>.*))?$", re.S)
 
@@ -68,8 +74,8 @@ async def _workflows_js_module() -> Any:
 # -- errors ----------------------------------------------------------------------------------
 
 
-def parse_js_error(name: str | None, message: str | None) -> dict[str, str]:
-    """The ``{"name", "message"}`` of the error behind a JS error's name and message.
+def parse_js_error(name: str | None, message: str | None) -> ErrorRecord:
+    """The record of the error behind a JS error's name and message.
 
     A Python exception that crossed into JS is a ``PythonError`` (or a plain ``Error`` after
     an RPC hop) whose message is the formatted traceback; its last line,
@@ -92,14 +98,17 @@ def parse_js_error(name: str | None, message: str | None) -> dict[str, str]:
                 inner = _TRACEBACK_LAST_LINE.match(message)
                 if inner is not None and inner.group("message") is not None:
                     name, message = inner.group("type").rsplit(".", 1)[-1], inner.group("message")
-            return {"name": name, "message": message}
+            return ErrorRecord(name, message)
     if message.startswith("NonRetryableError: "):
-        return {"name": "NonRetryableError", "message": message[len("NonRetryableError: ") :]}
-    return {"name": name, "message": message}
+        return ErrorRecord("NonRetryableError", message[len("NonRetryableError: ") :])
+    return ErrorRecord(name, message)
 
 
 def error_from_js(exc: Any) -> Exception:
-    """A JS error (a ``JsException`` or a JS ``Error`` proxy) as the core's error rule says."""
+    """A JS error (a ``JsException`` or a JS ``Error`` proxy) as the core's error rule says.
+
+    Only ``exc.name`` and ``exc.message`` are read, so any object with those will do.
+    """
     if isinstance(exc, NonRetryableError | StepError):
         return exc
     name = getattr(exc, "name", None)
@@ -120,9 +129,18 @@ def _plain_duration(value: Duration) -> str | int | float:
     return value
 
 
-def _delay_adapter(fn: Callable[..., Any]) -> Callable[[Any], Any]:
+def _same(value: Any) -> Any:
+    return value
+
+
+def _delay_adapter(fn: Callable[..., Any], to_py: Callable[[Any], Any] = _same) -> Callable[[Any], Any]:
+    """``fn`` (a retry delay function) as the engine calls it: async, durations in plain form.
+
+    ``to_py`` converts the engine's ``{ctx, error}`` argument (JS) into Python first.
+    """
+
     async def delay(js_arg: Any) -> Any:
-        arg = _rpc().python_from_rpc(js_arg)
+        arg = to_py(js_arg)
         result = fn(arg if isinstance(arg, Mapping) else {"value": arg})
         if inspect.isawaitable(result):
             result = await result
@@ -131,11 +149,18 @@ def _delay_adapter(fn: Callable[..., Any]) -> Callable[[Any], Any]:
     return delay
 
 
-def _config_to_js(config: StepConfig) -> Any:
+def plain_config(config: StepConfig, to_py: Callable[[Any], Any] = _same) -> dict[str, Any]:
+    """``config`` as the engine takes it, before the JS conversion: durations in milliseconds
+    or strings, a delay function wrapped by `_delay_adapter` (given ``to_py``)."""
     raw = config.to_js()
     if config.retries is not None and callable(config.retries.delay):
-        raw["retries"]["delay"] = _delay_adapter(config.retries.delay)
-    return _rpc().python_to_rpc(raw)
+        raw["retries"]["delay"] = _delay_adapter(config.retries.delay, to_py)
+    return raw
+
+
+def _config_to_js(config: StepConfig) -> Any:
+    rpc = _rpc()
+    return rpc.python_to_rpc(plain_config(config, rpc.python_from_rpc))
 
 
 # -- the backend -----------------------------------------------------------------------------
@@ -180,7 +205,7 @@ class PyodideStepBackend(StepBackend):
         handler = options.handler
 
         async def run_handler(js_arg: Any) -> None:
-            await handler(rollback_context(js_arg, step_name))
+            await handler(rollback_context(rollback_argument(js_arg), step_name))
 
         proxy = ffi.create_proxy(run_handler)
         self._handlers.append(proxy)
@@ -222,17 +247,39 @@ class PyodideStepBackend(StepBackend):
         return dict(result) if isinstance(result, Mapping) else {"payload": result}
 
 
-def rollback_context(js_arg: Any, step_name: str) -> RollbackContext[Any]:
-    """The `RollbackContext` for the engine's ``{ctx, output, error, stepName}``."""
+@dataclass(frozen=True)
+class RollbackArgument:
+    """The engine's ``{ctx, output, error, stepName}`` with ``ctx`` and ``output`` in Python.
+
+    ``error`` stays what the engine gave (a JS error, read through ``.name``/``.message``);
+    ``label`` is ``stepName`` (``"<name>-<count>"``) when the engine gave one.
+    """
+
+    output: Any = None
+    ctx: Any = None
+    error: Any = None
+    label: Any = None
+
+
+def rollback_argument(js_arg: Any) -> RollbackArgument:
+    """Convert the engine's JS argument of a rollback handler (the one JS step of it)."""
     rpc = _rpc()
-    output = rpc.python_from_rpc(getattr(js_arg, "output", None))
-    raw_ctx = rpc.python_from_rpc(getattr(js_arg, "ctx", None))
-    ctx = StepContext(raw_ctx) if isinstance(raw_ctx, Mapping) else StepContext()
-    js_error = getattr(js_arg, "error", None)
-    error: BaseException = (
-        error_from_js(js_error) if js_error is not None else StepError("", name="Error")
+    return RollbackArgument(
+        output=rpc.python_from_rpc(getattr(js_arg, "output", None)),
+        ctx=rpc.python_from_rpc(getattr(js_arg, "ctx", None)),
+        error=getattr(js_arg, "error", None),
+        label=getattr(js_arg, "stepName", None),
     )
-    label = getattr(js_arg, "stepName", None)
+
+
+def rollback_context(arg: RollbackArgument, step_name: str) -> RollbackContext[Any]:
+    """The `RollbackContext` for a converted rollback argument of step ``step_name``."""
+    raw_ctx = arg.ctx
+    ctx = StepContext(raw_ctx) if isinstance(raw_ctx, Mapping) else StepContext()
+    error: BaseException = (
+        error_from_js(arg.error) if arg.error is not None else StepError("", name="Error")
+    )
+    label = arg.label
     if not isinstance(label, str):
         label = f"{ctx['step']['name']}-{ctx['step']['count']}" if "step" in ctx else step_name
-    return RollbackContext(output=output, error=error, ctx=ctx, step_name=label)
+    return RollbackContext(output=arg.output, error=error, ctx=ctx, step_name=label)

@@ -1,58 +1,70 @@
-"""The seam for backend authors: what executes steps, and the records it exchanges with the core.
+"""The declared seam for backend authors: what a step backend implements and what it may use.
 
-(Provisional: the binding owner replaces this module with the full public seam.)
+`WorkflowStep` (what ``run()`` receives) validates every call and hands it to a
+`StepBackend` as a `StepCall`. A backend counts step names, caches outputs, retries per the
+step's `ResolvedConfig`, stores errors as `ErrorRecord` and rebuilds what ``step.do`` raises
+with `error_from_record`, and runs the `RollbackOptions` of started steps, newest first, when
+the instance fails. The emulator's engine and the Pyodide backend both implement it;
+`workflows_saga.testing.MemoryBackend` is a small in-memory one for tests.
+
+Everything here is pure Python: importing it loads neither ``js``/``pyodide`` nor ``sqlite3``.
+
+The protocol and what it receives:
+    `StepBackend`: ``do(call)``, ``sleep``, ``sleep_until``, ``wait_for_event``.
+    `StepCall`: one validated ``step.do`` (name, callback, config, rollback options).
+    `StepCallback`: the step body, always async, always given a `StepContext`.
+    `RollbackOptions`: a validated handler and its ``rollback_config``.
+    `RollbackHandler`: the handler, always async, given a `RollbackContext`.
+    `StepContext` (``StepContext.build``) and `RollbackContext`: what bodies and handlers get.
+
+Configs and durations:
+    `resolve_config` / `ResolvedConfig` / `DEFAULT_RESOLVED`: a step's config merged over
+    the defaults, with ``attempts``, ``timeout_ms``, ``retry_delay_ms(failed_attempt)``.
+    `DelayFunction`: a dynamic retry delay, called with ``{"ctx", "error"}``.
+    `parse_duration_ms` / `duration_ms`: ``"10 seconds"``, numbers, timedeltas in ms.
+
+Errors:
+    `ErrorRecord`: ``{"name", "message"}`` as stored (``to_json`` / ``from_json``).
+    `record_error`: the record of an exception; `is_non_retryable`: stop retrying it?
+    `error_from_record`: what ``step.do`` raises for a record.
+
+Entry points:
+    `wrap_run`: wrap a workflow class's ``run`` so it gets your runtime's step object.
+
+Step APIs built over `WorkflowStep` (as the emulator's stand-in for the official SDK):
+    `ConfigLike`: what ``config=`` / ``rollback_config=`` accept.
+    `CTX_PARAMETER`: what a dependency list holds where the step context goes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from ._backend import RollbackHandler, RollbackOptions, StepBackend, StepCall, StepCallback
-from ._config import DEFAULT_RESOLVED, ResolvedConfig, resolve_config
+from ._config import DEFAULT_RESOLVED, DelayFunction, ResolvedConfig, resolve_config
+from ._context import RollbackContext, StepContext
+from ._durations import duration_ms, parse_duration_ms
 from ._entrypoint import wrap_run
-from ._errors import error_from_record as _error_from_dict
-from ._errors import error_record as _record_dict
+from ._records import ErrorRecord, error_from_record, is_non_retryable, record_error
+from ._step import CTX_PARAMETER, ConfigLike
 
 __all__ = [
+    "CTX_PARAMETER",
     "DEFAULT_RESOLVED",
+    "ConfigLike",
+    "DelayFunction",
     "ErrorRecord",
     "ResolvedConfig",
+    "RollbackContext",
     "RollbackHandler",
     "RollbackOptions",
     "StepBackend",
     "StepCall",
     "StepCallback",
+    "StepContext",
+    "duration_ms",
     "error_from_record",
+    "is_non_retryable",
+    "parse_duration_ms",
     "record_error",
     "resolve_config",
     "wrap_run",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorRecord:
-    """An error as the engine stores and shows it: ``{"name", "message"}``."""
-
-    name: str
-    message: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"name": self.name, "message": self.message}
-
-    @classmethod
-    def from_json(cls, data: Any) -> ErrorRecord:
-        data = data or {}
-        return cls(str(data.get("name", "Error")), str(data.get("message", "")))
-
-    @property
-    def non_retryable(self) -> bool:
-        return self.name == "NonRetryableError"
-
-
-def record_error(exc: BaseException) -> ErrorRecord:
-    return ErrorRecord.from_json(_record_dict(exc))
-
-
-def error_from_record(record: ErrorRecord) -> Exception:
-    return _error_from_dict(record.to_json())

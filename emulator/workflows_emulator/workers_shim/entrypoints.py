@@ -6,9 +6,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from workflows_saga import WorkflowStep
-from workflows_saga._entrypoint import wrap_run
-from workflows_saga._step import CTX_PARAMETER, ConfigLike, StepFunction
+from workflows_saga import StepFunction, WorkflowStep
+from workflows_saga.backend import CTX_PARAMETER, ConfigLike, wrap_run
 
 from .rpc import python_from_rpc, python_to_rpc
 
