@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace, command: Command) -> int:
 
         async def session() -> int:
             async def call(method: str, path: str, body: Any = None) -> Any:
-                return _unwrap((await api.handle(method, path, body))[1])
+                return _unwrap((await api.handle(method, path, body)).body)
 
             try:
                 return await command(call)
