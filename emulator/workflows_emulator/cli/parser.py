@@ -6,6 +6,7 @@ import argparse
 from typing import TypeAlias
 
 DEFAULT_STATE = ".workflows-emulator"
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,9 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_instance_queries(isub, shared)
     _add_instance_actions(isub, shared)
     return root
-
-
-Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def _shared() -> argparse.ArgumentParser:
