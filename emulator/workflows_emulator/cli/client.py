@@ -1,0 +1,72 @@
+"""How CLI commands reach the JSON API: over HTTP to a running dev server, or in-process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from ..devserver import API_PREFIX, InstanceApi, running_server
+from ..project import load_project, open_runtime_sync
+
+Call = Callable[[str, str, Any], Awaitable[Any]]
+"""``call(method, path, body)``: the ``result`` of one API call, or `CliError`."""
+Command = Callable[[Call], Coroutine[Any, Any, int]]
+
+
+class CliError(Exception):
+    """A command failed; the message is printed as ``✘ [ERROR] ...``."""
+
+
+def run_command(args: argparse.Namespace, command: Command) -> int:
+    """Run ``command`` against the dev server holding the state (or ``--local``), else in-process."""
+    state = Path(args.persist_to)
+    base = f"http://{args.ip}:{args.port}" if args.local else running_server(state)
+    if base is not None:
+        return asyncio.run(command(_http_call(base)))
+    project = load_project(args.config)
+    with open_runtime_sync(project, state, clock="real") as rt:
+        api = InstanceApi(rt, foreground=True)
+
+        async def session() -> int:
+            async def call(method: str, path: str, body: Any = None) -> Any:
+                return _unwrap((await api.handle(method, path, body)).body)
+
+            try:
+                return await command(call)
+            finally:
+                await rt.emulator.close()
+
+        return asyncio.run(session())
+
+
+def _http_call(base: str) -> Call:
+    async def call(method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(base + API_PREFIX + path, data=data, method=method,
+                                     headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=300) as resp:
+                answer = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            answer = json.loads(exc.read() or b"{}")
+        except urllib.error.URLError as exc:
+            raise CliError(
+                f"cannot reach the dev server at {base}: {exc.reason}; start it with "
+                "`workflows-emulator dev`, or drop --local to work on --persist-to directly"
+            ) from exc
+        return _unwrap(answer)
+
+    return call
+
+
+def _unwrap(answer: dict[str, Any]) -> Any:
+    if not answer.get("success"):
+        errors = answer.get("errors") or [{"message": "unknown error"}]
+        raise CliError("; ".join(e.get("message", "") for e in errors))
+    return answer["result"]

@@ -1,0 +1,176 @@
+"""The ``workflows ...`` commands, each one API call or a few plus its text, and `main`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from ..devserver import run_dev
+from ..errors import EmulatorError
+from ..events import STATUSES
+from ..project import load_project
+from .client import Call, CliError, run_command
+from .parser import build_parser
+from .render import (
+    render_instance,
+    render_instances,
+    render_triggered,
+    render_workflow,
+    render_workflows,
+)
+
+CommandFn = Callable[[argparse.Namespace, Call], Awaitable[None]]
+ACTION_VERBS = {"terminate": ("🥷", "terminated"), "pause": ("⏸️", "paused"),
+                "resume": ("🔄", "resumed"), "restart": ("🥷", "restarted")}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "dev":
+            project = load_project(args.config)
+            return asyncio.run(run_dev(project, Path(args.persist_to), args.ip, args.port))
+        return run_command(args, lambda call: _workflows(args, call))
+    except (CliError, EmulatorError) as exc:
+        print(f"✘ [ERROR] {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
+
+
+async def _workflows(args: argparse.Namespace, call: Call) -> int:
+    if args.sub == "instances":
+        await INSTANCE_COMMANDS.get(args.isub, _act_on_instance)(args, call)
+    else:
+        await WORKFLOW_COMMANDS[args.sub](args, call)
+    return 0
+
+
+def _out(args: argparse.Namespace, result: Any, text: str) -> None:
+    print(json.dumps(result, indent=2, default=str) if args.json else text)
+
+
+def _path(name: str, *rest: str) -> str:
+    return "/workflows/" + "/".join(quote(p, safe="") for p in (name, *rest))
+
+
+def _parse_json_arg(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f'Error while parsing {what}: "{text}" with {exc}') from exc
+
+
+# -- workflows ---------------------------------------------------------------------------------
+
+
+async def _list_workflows(args: argparse.Namespace, call: Call) -> None:
+    rows = await call("GET", "/workflows", None)
+    _out(args, rows, render_workflows(rows))
+
+
+async def _describe_workflow(args: argparse.Namespace, call: Call) -> None:
+    r = await call("GET", _path(args.name), None)
+    _out(args, r, render_workflow(r))
+
+
+async def _delete_workflow(args: argparse.Namespace, call: Call) -> None:
+    r = await call("DELETE", _path(args.name), None)
+    _out(args, r, f'✅ Workflow "{args.name}" removed successfully: deleted '
+                  f"{len(r['deleted'])} instance(s)")
+
+
+async def _trigger(args: argparse.Namespace, call: Call) -> None:
+    params = _parse_json_arg(args.params, "instance parameters") if args.params else {}
+    r = await call("POST", _path(args.name, "instances"),
+                   {"id": args.id or str(uuid.uuid4()), "params": params})
+    _out(args, r, render_triggered(r))
+
+
+# -- instances ---------------------------------------------------------------------------------
+
+
+async def _list_instances(args: argparse.Namespace, call: Call) -> None:
+    if args.status is not None and args.status not in STATUSES[:-1]:
+        raise CliError(f'Looks like you have provided a invalid status "{args.status}". '
+                       f"Valid statuses are: {', '.join(STATUSES[:-1])}")
+    query = f"?status={quote(args.status)}" if args.status else ""
+    rows = await call("GET", _path(args.name, "instances") + query, None)
+    rows = rows[::-1] if not args.reverse else rows
+    start = (args.page - 1) * args.per_page
+    rows = rows[start : start + args.per_page]
+    _out(args, rows, render_instances(rows, args.name))
+
+
+async def _describe_instance(args: argparse.Namespace, call: Call) -> None:
+    r = await call("GET", _path(args.name, "instances", args.id), None)
+    _out(args, r, render_instance(r, step_output=args.step_output,
+                                  limit=args.truncate_output_limit))
+
+
+async def _delete_instances(args: argparse.Namespace, call: Call) -> None:
+    ids = list(args.ids)
+    if args.filename:
+        ids += _parse_json_arg(Path(args.filename).read_text(), args.filename)
+    if not ids or len(ids) > 100:
+        raise CliError("give 1 to 100 instance ids (arguments or --filename)")
+    deleted = [(await call("DELETE", _path(args.name, "instances", i), None))["id"] for i in ids]
+    _out(args, {"deleted": deleted},
+         f'🗑️  Deleted workflow instances from "{args.name}": {", ".join(deleted)}')
+
+
+async def _send_event(args: argparse.Namespace, call: Call) -> None:
+    payload = _parse_json_arg(args.payload, "event payload")
+    target = _path(args.name, "instances", args.id, "events", args.type)
+    r = await call("POST", target, payload)
+    shown = f' and payload "{args.payload}"' if args.payload != "{}" else ""
+    _out(args, r, f'📤 The event with type "{args.type}"{shown} was sent to the instance '
+                  f'"{args.id}" from {args.name}')
+
+
+async def _act_on_instance(args: argparse.Namespace, call: Call) -> None:
+    """terminate, pause, resume or restart."""
+    sub = args.isub
+    body: dict[str, Any] = {"action": sub}
+    if sub == "terminate" and args.rollback:
+        body["rollback"] = True
+    if sub == "restart":
+        body.update(_restart_from(args))
+    r = await call("PATCH", _path(args.name, "instances", args.id), body)
+    icon, verb = ACTION_VERBS[sub]
+    _out(args, r, f'{icon} The instance "{args.id}" from {args.name} was {verb} successfully'
+                  f"\n   Status: {r['status']}")
+
+
+def _restart_from(args: argparse.Namespace) -> dict[str, Any]:
+    if (args.from_step_count is not None or args.from_step_type) and not args.from_step_name:
+        raise CliError("--from-step-name is required when using --from-step-count or "
+                       "--from-step-type")
+    if args.from_step_count is not None and args.from_step_count < 1:
+        raise CliError("--from-step-count must be a positive integer")
+    if not args.from_step_name:
+        return {}
+    return {"from": {"name": args.from_step_name, "count": args.from_step_count or 1,
+                     "type": args.from_step_type or "do"}}
+
+
+WORKFLOW_COMMANDS: dict[str, CommandFn] = {
+    "list": _list_workflows, "describe": _describe_workflow, "delete": _delete_workflow,
+    "trigger": _trigger,
+}
+INSTANCE_COMMANDS: dict[str, CommandFn] = {
+    "list": _list_instances, "describe": _describe_instance, "delete": _delete_instances,
+    "send-event": _send_event,
+}

@@ -1,0 +1,100 @@
+"""The CLI's argparse command tree: ``dev`` and ``workflows ...`` shaped like ``wrangler workflows``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TypeAlias
+
+DEFAULT_STATE = ".workflows-emulator"
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree."""
+    shared = _shared()
+    root = argparse.ArgumentParser(prog="workflows-emulator",
+                                   description="Run Python Workers and Workflows offline.")
+    top = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    dev = top.add_parser("dev", help="serve the project's fetch handler and run its workflows")
+    dev.add_argument("-c", "--config", help="wrangler.toml / wrangler.jsonc")
+    dev.add_argument("--ip", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8787)
+    dev.add_argument("--persist-to", default=DEFAULT_STATE)
+
+    wf = top.add_parser("workflows", help="manage workflows and instances (as wrangler)")
+    wsub = wf.add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
+    _add_workflow_commands(wsub, shared)
+    inst = wsub.add_parser("instances", help="manage instances")
+    isub = inst.add_subparsers(dest="isub", required=True, metavar="SUBCOMMAND")
+    _add_instance_queries(isub, shared)
+    _add_instance_actions(isub, shared)
+    return root
+
+
+def _shared() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("where instances live")
+    g.add_argument("-c", "--config", help="the project's wrangler.toml / wrangler.jsonc "
+                   "(default: the one in the current folder)")
+    g.add_argument("--persist-to", default=DEFAULT_STATE,
+                   help=f"the state directory (default {DEFAULT_STATE})")
+    g.add_argument("--local", action="store_true",
+                   help="talk to a running `workflows-emulator dev` on --ip/--port")
+    g.add_argument("--ip", default="127.0.0.1", help="the dev server's address (with --local)")
+    g.add_argument("--port", type=int, default=8787, help="the dev server's port (with --local)")
+    p.add_argument("--json", action="store_true", help="Output the raw API response as JSON")
+    return p
+
+
+def _add_workflow_commands(wsub: Subparsers, shared: argparse.ArgumentParser) -> None:
+    p = wsub.add_parser("list", parents=[shared], help="list workflows")
+    p.add_argument("--page", type=int, default=1)
+    p.add_argument("--per-page", type=int)
+    wsub.add_parser("describe", parents=[shared], help="describe a workflow").add_argument("name")
+    wsub.add_parser("delete", parents=[shared],
+                    help="delete a workflow's instances").add_argument("name")
+    p = wsub.add_parser("trigger", parents=[shared], help="create an instance")
+    p.add_argument("name")
+    p.add_argument("params", nargs="?", default="")
+    p.add_argument("--id")
+
+
+def _add_instance_queries(isub: Subparsers, shared: argparse.ArgumentParser) -> None:
+    p = isub.add_parser("list", parents=[shared], help="list instances")
+    p.add_argument("name")
+    p.add_argument("--status")
+    p.add_argument("--reverse", action="store_true")
+    p.add_argument("--page", type=int, default=1)
+    p.add_argument("--per-page", type=int, default=50)
+    p = isub.add_parser("describe", parents=[shared], help="steps, attempts and rollback")
+    p.add_argument("name")
+    p.add_argument("id", nargs="?", default="latest")
+    p.add_argument("--step-output", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--truncate-output-limit", type=int, default=5000)
+
+
+def _add_instance_actions(isub: Subparsers, shared: argparse.ArgumentParser) -> None:
+    p = isub.add_parser("send-event", parents=[shared], help="send an event")
+    p.add_argument("name")
+    p.add_argument("id")
+    p.add_argument("--type", required=True)
+    p.add_argument("--payload", default="{}")
+    p = isub.add_parser("terminate", parents=[shared], help="terminate an instance")
+    p.add_argument("name")
+    p.add_argument("id")
+    p.add_argument("--rollback", action="store_true",
+                   help="Run registered rollback handlers before terminating")
+    for action in ("pause", "resume"):
+        p = isub.add_parser(action, parents=[shared], help=f"{action} an instance")
+        p.add_argument("name")
+        p.add_argument("id")
+    p = isub.add_parser("restart", parents=[shared], help="restart an instance")
+    p.add_argument("name")
+    p.add_argument("id")
+    p.add_argument("--from-step-name")
+    p.add_argument("--from-step-count", type=int)
+    p.add_argument("--from-step-type", choices=("do", "sleep", "waitForEvent"))
+    p = isub.add_parser("delete", parents=[shared], help="delete instances")
+    p.add_argument("name")
+    p.add_argument("ids", nargs="*")
+    p.add_argument("--filename", help="a JSON file holding an array of instance ids")

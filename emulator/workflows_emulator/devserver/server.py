@@ -1,0 +1,130 @@
+"""The dev server: sends each request to the JSON API or the Worker's fetch handler, and runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import ProjectConfigError
+from ..project import Project, Runtime, open_runtime
+from ..workers_shim.http import Request, Response
+from .api_views import API_PREFIX, ApiResponse, InstanceApi
+from .http_transport import HttpResponse, HttpServer
+from .state_lock import holding
+from .worker_fetch import fetch_handler
+
+NO_FETCH = ("this project has no fetch handler: define class Default(WorkerEntrypoint) with "
+            "async def fetch(self, request)")
+
+
+class DevServer:
+    """Serves one project on ``ip:port`` until `stop` is called."""
+
+    def __init__(self, runtime: Runtime, ip: str, port: int) -> None:
+        self.rt = runtime
+        self.api = InstanceApi(runtime)
+        self.fetch = fetch_handler(runtime)
+        self.http = HttpServer(self.respond, ip, port)
+
+    @property
+    def ip(self) -> str:
+        return self.http.ip
+
+    @property
+    def port(self) -> int:
+        """The bound port once serving (the one asked for before)."""
+        return self.http.port
+
+    def stop(self) -> None:
+        """Ask the server to shut down."""
+        self.http.stop()
+
+    async def serve(self, ready: Callable[[str], None] = print) -> None:
+        """Listen, announce readiness, and serve until stopped."""
+        await self.http.serve(
+            lambda: ready(f"[workflows-emulator] Ready on http://{self.ip}:{self.port}"))
+
+    async def respond(self, request: Request) -> HttpResponse:
+        """The answer to one request: API paths go to `InstanceApi`, the rest to the Worker."""
+        split = urlsplit(request.url)
+        if split.path == API_PREFIX or split.path.startswith(API_PREFIX + "/"):
+            rel = split.path[len(API_PREFIX):] + (f"?{split.query}" if split.query else "")
+            return await self._api_response(request.method.value, rel, await request.bytes())
+        return await self._worker_response(request)
+
+    async def _api_response(self, method: str, target: str, raw: bytes) -> HttpResponse:
+        try:
+            payload = json.loads(raw) if raw.strip() else None
+        except json.JSONDecodeError as exc:
+            answer = ApiResponse.failure(400, f"the request body is not JSON: {exc}")
+        else:
+            answer = await self.api.handle(method, target, payload)
+        return json_response(answer.status, answer.body)
+
+    async def _worker_response(self, request: Request) -> HttpResponse:
+        if self.fetch is None:
+            return text_response(404, NO_FETCH)
+        try:
+            response = await self.fetch(request)
+        except Exception:
+            text = traceback.format_exc()
+            print(f"✘ [ERROR] {request.method} {request.url} failed:\n{text}", file=sys.stderr,
+                  flush=True)  # as wrangler dev does: the console shows what went wrong
+            return text_response(500, text)
+        if not isinstance(response, Response):
+            return text_response(500, f"fetch returned {type(response).__name__}, not a Response")
+        return HttpResponse(response.status, list(response.headers.items()), response.raw_body())
+
+
+def json_response(status: int, obj: Any) -> HttpResponse:
+    """``obj`` as an ``application/json`` answer."""
+    return HttpResponse(status, [("content-type", "application/json")],
+                        json.dumps(obj, default=str).encode())
+
+
+def text_response(status: int, text: str) -> HttpResponse:
+    """``text`` as a ``text/plain`` answer."""
+    return HttpResponse(status, [("content-type", "text/plain;charset=UTF-8")], text.encode())
+
+
+async def run_dev(project: Project, state_dir: Path, ip: str, port: int) -> int:
+    """Run the dev server until SIGINT/SIGTERM; instances stay in ``state_dir``."""
+    for warning in project.warnings:
+        print(f"▲ [WARNING] {warning}", file=sys.stderr)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with holding(state_dir) as write_lock:
+        return await _serve_project(project, state_dir, ip, port, write_lock)
+
+
+async def _serve_project(project: Project, state_dir: Path, ip: str, port: int,
+                         write_lock: Callable[[str, int], None]) -> int:
+    # Ctrl-C lets running step callbacks finish (up to 10 s) so no attempt is wasted.
+    async with open_runtime(project, state_dir, clock="real", drain_timeout=10.0) as rt:
+        server = DevServer(rt, ip, port)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.stop)
+
+        def ready(line: str) -> None:
+            write_lock(server.ip, server.port)
+            print(line, flush=True)
+
+        try:
+            await server.serve(ready)
+        except OSError as exc:
+            raise ProjectConfigError(
+                f"cannot listen on {ip}:{port}: {exc.strerror}; pick another --port"
+            ) from exc
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        print("[workflows-emulator] Shutting down; instances are kept in " + str(state_dir),
+              flush=True)
+    return 0
