@@ -82,7 +82,7 @@ async def test_attempt_timeout_is_per_attempt_on_the_virtual_clock(emu: Emulator
                                                   "retries": {"limit": 1, "delay": 0}})
 
     inst = await emu.workflow(make(body), name="f").create()
-    await asyncio.sleep(0.01)
+    await emu.settle()
     assert (await inst.status())["status"] == "running"
     await emu.advance("30 seconds")  # a running callback is never cut short by wait() alone
     status = await inst.wait(timeout=10)
