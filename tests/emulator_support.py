@@ -1,9 +1,15 @@
-"""Helpers the emulator's lifecycle tests share: a gate to hold a step in flight, log readers."""
+"""Helpers the emulator's tests share: a gate to hold a step in flight, log readers, and the
+parts to build engine components one at a time (a real store, a host on a virtual clock)."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
+
+from workflows_emulator.clock import VirtualClock
+from workflows_emulator.durable_object import DurableObjectNamespace
+from workflows_emulator.instance_store import InstanceStore
 
 
 class Gate:
@@ -39,3 +45,32 @@ def first_ts(inst: Any, event: str, step: str | None = None) -> float:
         if e["event"] == event and (step is None or e["step"] == step):
             return float(e["timestamp"])
     raise AssertionError(f"no {event} {step} in {labels(inst)}")
+
+
+def open_store(tmp_path: Path, name: str = "i") -> InstanceStore:
+    return InstanceStore.open(DurableObjectNamespace(tmp_path / "instances"), name)
+
+
+class ClockHost:
+    """An `AttemptHost` that never stops and parks by jumping the virtual clock."""
+
+    def __init__(self) -> None:
+        self.clock = VirtualClock()
+        self.parked_until: list[float] = []
+        self.callbacks = 0
+
+    def stop_requested(self) -> bool:
+        return False
+
+    async def checkpoint(self) -> None:
+        return None
+
+    async def park_until(self, at: float) -> None:
+        self.parked_until.append(at)
+        self.clock.advance_to(at)
+
+    def callback_started(self) -> None:
+        self.callbacks += 1
+
+    def callback_finished(self) -> None:
+        return None

@@ -26,10 +26,12 @@ from workflows_saga.backend import (
 from .clock import Clock
 from .instance_store import InstanceStore
 from .log_fold import StepRow
-from .records import FORWARD, StepEvents
+from .records import FORWARD, ROLLBACK, StepEvents
 from .values import UnserialisableOutput, encode_step_output
 
 DELAY_FUNCTION_TIMEOUT_S = 5.0
+INTERNAL_ERROR = ErrorRecord("WorkflowInternalError", "Attempt failed due to internal workflows error")
+"""What an attempt cut off by a crash failed with."""
 _DEFAULT_SHOWN = DEFAULT_RESOLVED.shown
 _DEFAULT_SHOWN_TEXT = json.dumps(_DEFAULT_SHOWN)
 
@@ -166,6 +168,26 @@ class AttemptRunner:
                 store.append(events.step_success, now, row, data={"output": json.loads(encoded)},
                              text=f'{{"output": {encoded}}}')
             return json.loads(encoded)
+
+    def recover_cut_off(self) -> None:
+        """An attempt in flight when the process died counts as failed, and is retried.
+
+        Retried at once (no backoff), as Cloudflare's engine does, within the step's limit.
+        """
+        store = self._store
+        for row in list(store.rows.values()):
+            if row.state != "running" or not row.attempt_open:
+                continue
+            allowed = (DEFAULT_RESOLVED if row.config is None
+                       else ResolvedConfig.from_shown(row.config)).attempts
+            events = ROLLBACK if row.kind == "rollback" else FORWARD
+            now = self._clock.now_ms()
+            with store.transaction():
+                store.append(events.attempt_failure, now, row, attempt=row.attempts,
+                             data={"error": INTERNAL_ERROR.to_json()})
+                if row.attempts >= allowed:
+                    store.append(events.step_failure, now, row,
+                                 data={"error": INTERNAL_ERROR.to_json()})
 
     async def _failed(self, row: StepRow, attempt: int, exc: Exception, ctx: StepContext,
                       resolved: ResolvedConfig, events: StepEvents) -> None:

@@ -17,13 +17,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from workflows_saga import WorkflowStep
-from workflows_saga.backend import ErrorRecord, ResolvedConfig, record_error, resolve_config
+from workflows_saga.backend import ErrorRecord, record_error
 
-from .attempts import AttemptRunner, FatalAbort
+from .attempts import INTERNAL_ERROR, AttemptRunner, FatalAbort
 from .errors import InvalidActionError, WorkflowError, WorkflowFatalError
 from .instance_store import InstanceStore
-from .log_fold import StepRow, step_key
-from .records import FORWARD, ROLLBACK, InstanceMeta, InstanceStatus, LogEvent, Phase
+from .log_fold import StepRow, keys_from, step_key
+from .records import InstanceMeta, InstanceStatus, LogEvent, Phase
 from .rollback_runner import TERMINATED_ERROR, RollbackRunner
 from .step_backend import EngineStepBackend, HandlerRegistry
 from .values import encode_value, validate_event_type
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from .clock import Clock
     from .host import EngineHost
 
-INTERNAL_ERROR = ErrorRecord("WorkflowInternalError", "Attempt failed due to internal workflows error")
 RESTART_TYPES = {"do": "do", "sleep": "sleep", "waitForEvent": "wait"}
 S = InstanceStatus
 
@@ -201,18 +200,18 @@ class InstanceEngine:
         self.start()
 
     def _keys_from(self, from_step: dict[str, Any]) -> set[str]:
-        """The steps a restart from ``from_step`` forgets: it, those after it, every handler."""
+        """The steps a restart from ``from_step`` forgets."""
         kind = RESTART_TYPES.get(from_step.get("type", "do"))
         if kind is None:
             raise InvalidActionError(
                 "(instance.cannot_restart) from.type must be one of do, sleep, waitForEvent")
-        rows = self.store.rows
-        target = rows.get(step_key(kind, from_step["name"], int(from_step.get("count", 1))))
-        if target is None:
+        keys = keys_from(self.store.rows, step_key(kind, from_step["name"],
+                                                   int(from_step.get("count", 1))))
+        if keys is None:
             raise InvalidActionError(
                 f'(instance.cannot_restart) Step "{from_step["name"]}" not found in '
                 "execution history")
-        return {r.key for r in rows.values() if r.kind == "rollback" or r.seq >= target.seq}
+        return keys
 
     def send_event(self, event_type: str, payload: Any) -> None:
         if self.terminal:
@@ -234,7 +233,7 @@ class InstanceEngine:
             if not self.meta.terminating:  # a terminate rollback needs no slot
                 await self.host.acquire_slot(self)
             self._load()
-            self._recover_open_attempts()
+            self.attempts.recover_cut_off()
             if self.meta.phase == Phase.ROLLBACK:
                 await self._finish_rollback()
                 return
@@ -400,23 +399,6 @@ class InstanceEngine:
     def _load(self) -> None:
         self.store.load()
         self.steps.reloaded()
-
-    def _recover_open_attempts(self) -> None:
-        """An attempt in flight when the process died counts as failed, and is retried."""
-        for row in list(self.store.rows.values()):
-            if row.state != "running" or not row.attempt_open:
-                continue
-            config = (resolve_config(None) if row.config is None
-                      else ResolvedConfig.from_shown(row.config))
-            events = ROLLBACK if row.kind == "rollback" else FORWARD
-            # Retried at once (no backoff), as Cloudflare's engine does, within the limit.
-            now = self.clock.now_ms()
-            with self.store.transaction():
-                self.store.append(events.attempt_failure, now, row, attempt=row.attempts,
-                                  data={"error": INTERNAL_ERROR.to_json()})
-                if row.attempts >= config.attempts:
-                    self.store.append(events.step_failure, now, row,
-                                      data={"error": INTERNAL_ERROR.to_json()})
 
     def _set_meta(self, **changes: Any) -> None:
         old_status = self.meta.status

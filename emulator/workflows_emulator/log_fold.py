@@ -138,6 +138,15 @@ def _fold_transition(row: StepRow, event: str, ts: float, attempt: int | None,
         row.error = ErrorRecord.from_json(data.get("error"))
 
 
+def keys_from(rows: dict[str, StepRow], key: str) -> set[str] | None:
+    """What a restart from step ``key`` forgets: it, the steps started after it, and every
+    rollback handler; ``None`` if there is no such step."""
+    target = rows.get(key)
+    if target is None:
+        return None
+    return {r.key for r in rows.values() if r.kind == "rollback" or r.seq >= target.seq}
+
+
 def public_data(data: dict[str, Any] | None) -> dict[str, Any] | None:
     """``data`` without the engine's own bookkeeping fields."""
     if data is None or not any(k in data for k in INTERNAL_FIELDS):
