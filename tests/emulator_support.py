@@ -74,3 +74,17 @@ class ClockHost:
 
     def callback_finished(self) -> None:
         return None
+
+
+def open_files_under(directory: Path) -> list[str]:
+    """Files under ``directory`` this process holds open (Linux: read from /proc/self/fd)."""
+    root = str(directory.resolve())
+    held = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = str(fd.readlink())
+        except OSError:
+            continue
+        if target.startswith(root):
+            held.append(target)
+    return held

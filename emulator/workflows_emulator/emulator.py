@@ -106,6 +106,20 @@ class Emulator:
             if self._tmp is not None:
                 shutil.rmtree(self._tmp, ignore_errors=True)
 
+    def close_idle(self) -> None:
+        """Close the state files of an emulator that runs nothing (no event loop needed).
+
+        Raises:
+            EmulatorError: an instance is still running here: ``await close()`` instead.
+        """
+        if self._closed:
+            return
+        self._catalog.close_idle()
+        self._closed = True
+        self._index.close()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
     # -- workflows ----------------------------------------------------------------------------
 
     def workflow(

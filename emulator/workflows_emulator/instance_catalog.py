@@ -134,3 +134,13 @@ class InstanceCatalog:
             finally:
                 engine.store.close()
         self._engines.clear()
+
+    def close_idle(self) -> None:
+        """Close every store; refuses if an engine is still running."""
+        running = [e.id for e in self._engines.values() if e.running]
+        if running:
+            raise EmulatorError(
+                f"instances {running} are still running: await emulator.close() to stop them")
+        for engine in self._engines.values():
+            engine.store.close()
+        self._engines.clear()

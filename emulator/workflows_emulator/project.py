@@ -347,8 +347,8 @@ def open_runtime_sync(project: Project, state_dir: str | Path, *,
                       clock: str = "real") -> Iterator[Runtime]:
     """Load ``project`` on a new `Emulator` without starting any instance (no event loop).
 
-    Use it for reads, or to run only the instances you drive. Close with ``emulator.close()``
-    inside a loop (the caller's job).
+    Use it for reads, or to run only the instances you drive. Its files are closed on exit;
+    instances started meanwhile must be stopped first with ``await emulator.close()``.
     """
     from .workers_shim.env import ExecutionContext, make_env
 
@@ -356,16 +356,19 @@ def open_runtime_sync(project: Project, state_dir: str | Path, *,
         module = import_entry(project)
         limits = {w.step_limit for w in project.workflows if w.step_limit}
         emu = Emulator(state_dir, clock=clock, step_limit=max(limits) if limits else 10_000)
-        by_name = {w.name: w.step_limit for w in project.workflows}
-        env, bindings = make_env(project)
-        workflows = {
-            wf.name: emu.workflow(getattr(module, wf.class_name), name=wf.name, env=env,
-                                  ctx=ExecutionContext(), step_limit=by_name[wf.name])
-            for wf in project.workflows
-        }
-        for wf in project.workflows:
-            bindings[wf.binding].attach(workflows[wf.name])
-        yield Runtime(project, emu, module, env, workflows)
+        try:
+            by_name = {w.name: w.step_limit for w in project.workflows}
+            env, bindings = make_env(project)
+            workflows = {
+                wf.name: emu.workflow(getattr(module, wf.class_name), name=wf.name, env=env,
+                                      ctx=ExecutionContext(), step_limit=by_name[wf.name])
+                for wf in project.workflows
+            }
+            for wf in project.workflows:
+                bindings[wf.binding].attach(workflows[wf.name])
+            yield Runtime(project, emu, module, env, workflows)
+        finally:
+            emu.close_idle()
 
 
 @contextlib.asynccontextmanager

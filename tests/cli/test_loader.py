@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from emulator_support import open_files_under
 from workflows_emulator import ProjectConfigError
 from workflows_emulator.project import load_project, open_runtime_sync
 
@@ -138,3 +139,10 @@ def test_cli_prints_config_errors_and_exits_1(tmp_path: Path) -> None:
     assert r.err.startswith("✘ [ERROR] ")
     assert 'should have a string "binding" field but got nothing; add binding = "MY_WORKFLOW"' \
         in r.err
+
+
+def test_open_runtime_sync_closes_its_files_on_exit(tmp_path: Path) -> None:
+    project = load_project(_project(tmp_path, GOOD))
+    with open_runtime_sync(project, tmp_path / "state"):
+        assert open_files_under(tmp_path / "state")
+    assert open_files_under(tmp_path / "state") == []

@@ -1,0 +1,65 @@
+"""Every SQLite connection the emulator opens is closed on every path, never left to the
+garbage collector (Python 3.13 reports those as ResourceWarning)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator_support import open_files_under
+from workflows_emulator import Emulator, EmulatorError, InstanceNotFoundError
+from workflows_saga import WorkflowEntrypoint
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+
+
+class Sleeper(WorkflowEntrypoint):
+    async def run(self, event: Any, step: Any) -> Any:
+        await step.do("a", lambda: 1)
+        await step.sleep("nap", "1 day")
+        return "done"
+
+
+async def test_close_releases_every_file_of_every_instance(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    async with Emulator(state) as emu:
+        wf = emu.workflow(Sleeper, name="sleeper")
+        done = await wf.create(id="done")
+        await done.wait()
+        parked = await wf.create(id="parked")
+        await parked.wait(until={"waiting"})
+        await parked.pause()
+        assert open_files_under(state)  # in use while open
+    assert open_files_under(state) == []
+
+
+async def test_delete_releases_the_instance_s_files_at_once(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    async with Emulator(state) as emu:
+        inst = await emu.workflow(Sleeper, name="sleeper").create(id="gone")
+        await inst.wait(until={"waiting"})
+        await inst.delete()
+        assert [f for f in open_files_under(state) if "gone" in f] == []
+        with pytest.raises(InstanceNotFoundError):
+            await inst.status()
+    assert open_files_under(state) == []
+
+
+def test_a_refused_state_directory_leaves_nothing_open(tmp_path: Path) -> None:
+    bad = tmp_path / "state"
+    bad.mkdir()
+    (bad / "index.sqlite").write_bytes(b"not a database, " * 100)
+    with pytest.raises(EmulatorError, match="not a workflows-emulator state file"):
+        Emulator(bad)
+    assert open_files_under(bad) == []
+
+
+def test_an_idle_emulator_closes_without_an_event_loop(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    emu = Emulator(state)
+    emu.workflow(Sleeper, name="sleeper")
+    emu.close_idle()
+    emu.close_idle()  # twice is harmless
+    assert open_files_under(state) == []
