@@ -7,10 +7,10 @@ RUNTIME := .build/realruntime.stamp
 
 .PHONY: demo test test-fast lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet -e '.[test]'
+	$(VPY) -m pip install --quiet -e . -e './emulator[test]'
 	touch $(STAMP)
 
 # npm tooling (Node 22, wrangler, pyodide), the offline Pyodide bundle, vendored SDK.
@@ -30,9 +30,9 @@ test: $(STAMP) $(RUNTIME)
 test-fast: $(STAMP)
 	$(VPY) -m pytest -m "not e2e"
 
-## lint: ruff and mypy --strict
+## lint: ruff (package, emulator, tests, tools, benchmarks, examples) and mypy --strict
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src emulator tests
+	$(VENV)/bin/ruff check src emulator tests tools benchmarks examples
 	$(VENV)/bin/mypy
 
 ## bench: per-step cost of the engine next to raw SQLite commits
