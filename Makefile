@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 RUNTIME := .build/realruntime.stamp
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast test-matrix lint bench clean
 
 $(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(STAMP) $(RUNTIME)
 ## test-fast: everything but the real-runtime tier
 test-fast: $(STAMP)
 	$(VPY) -m pytest -m "not e2e"
+
+## test-matrix: the fast suite under CPython 3.11, 3.12 and 3.13 (venvs in .build/venv-3.X);
+## a missing version fails the run unless MATRIX_ALLOW_MISSING=1
+test-matrix:
+	$(PY) tools/test_matrix.py
 
 ## lint: ruff (package, emulator, tests, tools, benchmarks, examples) and mypy --strict
 lint: $(STAMP)
