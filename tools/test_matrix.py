@@ -7,10 +7,15 @@ interpreter changes. Interpreters are looked up in pyenv's versions folder (``$P
 default ``~/.pyenv``: the newest ``3.X.N``), then as ``python3.X`` on ``PATH``.
 
 A version that is not found is reported and fails the run, unless ``MATRIX_ALLOW_MISSING=1``
-(it is still reported). The 3.13 run adds ``-W error::ResourceWarning`` to the interpreter, so a
-resource left open (a file, an sqlite connection: 3.13 warns about those) fails the run even
-when it is only noticed by the garbage collector outside a test (pytest reports it through its
-unraisable-exception hook; ``filterwarnings = error`` makes that an error).
+(it is still reported).
+
+Leaked resources: pytest's unraisable-exception hook turns a ``ResourceWarning`` raised in a
+finalizer (an unclosed file; on 3.13 also an unclosed sqlite connection) into
+``PytestUnraisableExceptionWarning``, which ``filterwarnings = error`` makes a failure, also when
+only the garbage collector notices it after the test (checked with pytest 9.2:
+tests/tooling/test_test_matrix.py). The 3.13 run adds ``-W error::ResourceWarning`` to the
+interpreter as well: it replaces the interpreter's own default for that category (ignore) for
+code that runs outside pytest's warning capture.
 
 Usage: ``python3 tools/test_matrix.py [--versions 3.11,3.13] [-- PYTEST_ARGS...]``
 (``make test-matrix``).
