@@ -46,3 +46,4 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .build node_modules python_modules
+	rm -f tests/e2e/worker/src/worker_trace.py tests/differential/worker/src/worker_trace.py
