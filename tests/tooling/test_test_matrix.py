@@ -3,27 +3,18 @@ one, and that the command it runs fails a suite that leaks a resource."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from realruntime_support import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load_matrix() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_test_matrix_tool", REPO / "tools" / "test_matrix.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-matrix = _load_matrix()
+matrix = load_script(REPO / "tools" / "test_matrix.py", "_test_matrix_tool")
 RUNNING = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
