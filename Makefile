@@ -5,12 +5,12 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 RUNTIME := .build/realruntime.stamp
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast test-matrix lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet -e '.[test]'
+	$(VPY) -m pip install --quiet -e . -e './emulator[test]'
 	touch $(STAMP)
 
 # npm tooling (Node 22, wrangler, pyodide), the offline Pyodide bundle, vendored SDK.
@@ -30,9 +30,14 @@ test: $(STAMP) $(RUNTIME)
 test-fast: $(STAMP)
 	$(VPY) -m pytest -m "not e2e"
 
-## lint: ruff and mypy --strict
+## test-matrix: the fast suite under CPython 3.11, 3.12 and 3.13 (venvs in .build/venv-3.X);
+## a missing version fails the run unless MATRIX_ALLOW_MISSING=1
+test-matrix:
+	$(PY) tools/test_matrix.py
+
+## lint: ruff (package, emulator, tests, tools, benchmarks, examples) and mypy --strict
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src emulator tests
+	$(VENV)/bin/ruff check src emulator tests tools benchmarks examples
 	$(VENV)/bin/mypy
 
 ## bench: per-step cost of the engine next to raw SQLite commits
@@ -41,3 +46,4 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .build node_modules python_modules
+	rm -f tests/e2e/worker/src/worker_trace.py tests/differential/worker/src/worker_trace.py

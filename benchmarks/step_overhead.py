@@ -29,8 +29,8 @@ def raw_sqlite_us(directory: Path, n: int, commits_per_step: int) -> float:
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
     row = "x" * 200
     start = time.perf_counter()
-    for i in range(n):
-        for _ in range(commits_per_step):
+    for _step in range(n):
+        for _commit in range(commits_per_step):
             conn.execute("BEGIN")
             conn.execute("INSERT INTO t (v) VALUES (?)", (row,))
             conn.execute("COMMIT")

@@ -10,7 +10,7 @@ import asyncio
 from typing import Any
 
 from workflows_emulator import Emulator
-from workflows_saga import NonRetryableError, RollbackContext, WorkflowEntrypoint
+from workflows_saga import NonRetryableError, RollbackContext, WorkflowEntrypoint, WorkflowStep
 
 LEDGER: list[str] = []  # stands in for the bank's side effects
 
@@ -18,7 +18,7 @@ LEDGER: list[str] = []  # stands in for the bank's side effects
 class Transfer(WorkflowEntrypoint):
     """Debit one account, credit another, notify; undo what was done if anything fails."""
 
-    async def run(self, event: dict[str, Any], step: Any) -> Any:
+    async def run(self, event: dict[str, Any], step: WorkflowStep) -> Any:
         transfer = event["payload"]
 
         @step.do(config={"retries": {"limit": 2, "delay": "5 seconds"}})

@@ -28,7 +28,12 @@ TERMINAL = frozenset({"complete", "errored", "terminated"})
 
 def load_tool(name: str) -> ModuleType:
     """Import ``tools/realruntime/<name>.py`` (the tools are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"_realruntime_{name}", TOOLS / f"{name}.py")
+    return load_script(TOOLS / f"{name}.py", f"_realruntime_{name}")
+
+
+def load_script(path: Path, module_name: str) -> ModuleType:
+    """Import the script at ``path`` as ``module_name``."""
+    spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

@@ -4,7 +4,8 @@ workerd + wrangler's local Workflows engine (one ``wrangler dev`` per module, of
 
 Prerequisite: ``python3 tools/realruntime/setup.py`` (as for tests/e2e). The fixture copies the
 vendored packages of tests/e2e/worker into ``worker/python_modules`` (no network) and re-syncs
-``src/workflows_saga``. When wrangler cannot start, every test using it fails (never skips).
+``src/workflows_saga`` and the shared ``worker_trace.py``. When wrangler cannot start, every
+test using it fails (never skips).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def _vendor_worker(vendor: ModuleType) -> None:
             ignore=shutil.ignore_patterns("__pycache__", "workflows_saga"),
         )
     vendor.sync_package(target)
+    vendor.sync_worker_common(WORKER_DIR)
 
 
 @pytest.fixture(scope="module")

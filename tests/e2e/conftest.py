@@ -2,8 +2,8 @@
 offline) serving ``tests/e2e/worker`` for every test of a module.
 
 Prerequisite: ``python3 tools/realruntime/setup.py`` (npm ci, Pyodide bundle, vendoring). The
-fixture re-syncs ``src/workflows_saga`` into the Worker before starting, so edits are picked
-up. When wrangler cannot start, every test using it fails (never skips).
+fixture re-syncs ``src/workflows_saga`` (and the shared ``worker_trace.py``) into the Worker
+before starting, so edits are picked up. When wrangler cannot start, every test using it fails (never skips).
 """
 
 from __future__ import annotations
@@ -54,6 +54,6 @@ class Worker(JsonClient):
 
 @pytest.fixture(scope="module")
 def worker() -> Iterator[Worker]:
-    # Re-syncs src/workflows_saga into the Worker, so edits are picked up.
+    # Re-syncs src/workflows_saga and worker_trace.py into the Worker, so edits are picked up.
     with wrangler_dev(WORKER_CONFIG, lambda vendor: vendor.vendor(vendor.E2E_WORKER)) as url:
         yield Worker(url)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from readme_blocks import write_approval_project
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -27,16 +29,8 @@ def test_transfer_saga_example_prints_the_rollback_in_reverse_start_order() -> N
     assert "'rollback': {'outcome': 'complete', 'error': None}" in out
 
 
-def _readme_block(start: str) -> str:
-    text = (REPO / "README.md").read_text()
-    i = text.index(start)
-    return text[i : text.index("```", i)]
-
-
 def test_readme_approval_test_file_runs_verbatim_in_a_fresh_project(tmp_path: Path) -> None:
-    (tmp_path / "test_approval.py").write_text(
-        _readme_block("from workflows_saga import WorkflowEntrypoint\n\nreleased"))
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")  # strict asyncio mode, no config
+    write_approval_project(tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
         capture_output=True, text=True, cwd=tmp_path, timeout=120,

@@ -21,12 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-sys.path.insert(0, str(HERE))
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script: make the `tools` package importable
+    sys.path.insert(0, str(REPO))
 
-import build_pyodide_bundle  # noqa: E402
-import vendor  # noqa: E402
+from tools.realruntime import build_pyodide_bundle, vendor  # noqa: E402
 
 NPM_STAMP = REPO / ".build" / "npm-ci.stamp"
 

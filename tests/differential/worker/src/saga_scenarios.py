@@ -10,32 +10,14 @@ Every retry delay is set explicitly (the local engine's default delay differs fr
 """
 
 import asyncio
-import json
 
-from workflows_saga import NonRetryableError, StepError, WorkflowEntrypoint
+from worker_trace import Trace, describe_error
+
+from workflows_saga import NonRetryableError, WorkflowEntrypoint
 
 NO_RETRY = {"retries": {"limit": 0, "delay": 1, "backoff": "constant"}}
 FAST_RETRY = {"limit": 3, "delay": 10, "backoff": "constant"}
 QUICK = {"retries": {"limit": 2, "delay": 5, "backoff": "constant"}, "timeout": "30 seconds"}
-
-
-class Trace:
-    def __init__(self, env, instance_id):
-        self._stub = env.TRACE.getByName(instance_id)
-
-    async def add(self, kind, **data):
-        return await self._stub.append(json.dumps({"kind": kind, **data}, default=repr))
-
-    async def count(self, kind):
-        return int(await self._stub.count(kind))
-
-
-def describe_error(exc):
-    return {
-        "type": type(exc).__name__,
-        "name": getattr(exc, "name", None),
-        "message": getattr(exc, "message", None) if isinstance(exc, StepError) else str(exc),
-    }
 
 
 def rollback_entry(rb):

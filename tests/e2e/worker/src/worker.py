@@ -10,6 +10,7 @@ HTTP API (driven by tests/e2e over 127.0.0.1):
 
 Every forward step and rollback handler appends an entry to a Durable Object named after the
 instance (``TraceLog``), so the tests see what really ran, in what order, with what arguments.
+``worker_trace.py`` (shared with tests/differential) is copied here by tools/realruntime/vendor.py.
 """
 
 import asyncio
@@ -17,50 +18,16 @@ import json
 from urllib.parse import parse_qs, urlparse
 
 from js import JSON
-from workers import DurableObject, Response, WorkerEntrypoint, python_to_rpc
+from worker_trace import Trace, TraceStore, describe_error, json_response, plain
+from workers import DurableObject, WorkerEntrypoint, python_to_rpc
 
-from workflows_saga import NonRetryableError, StepError, WorkflowEntrypoint
+from workflows_saga import NonRetryableError, WorkflowEntrypoint
 
-# -- trace store -----------------------------------------------------------------------------
-
-
-class TraceLog(DurableObject):
-    """An append-only list of JSON entries (one object per workflow instance)."""
-
-    async def _load(self):
-        raw = await self.ctx.storage.get("log")
-        return json.loads(raw) if isinstance(raw, str) else []
-
-    async def append(self, entry):
-        log = await self._load()
-        log.append(json.loads(entry))
-        await self.ctx.storage.put("log", json.dumps(log))
-        return len(log)
-
-    async def count(self, kind):
-        return sum(1 for e in await self._load() if e.get("kind") == kind)
-
-    async def entries(self):
-        return json.dumps(await self._load())
+# -- trace store: TraceStore, Trace and the JSON helpers come from worker_trace.py --------------
 
 
-class Trace:
-    def __init__(self, env, instance_id):
-        self._stub = env.TRACE.getByName(instance_id)
-
-    async def add(self, kind, **data):
-        return await self._stub.append(json.dumps({"kind": kind, **data}, default=repr))
-
-    async def count(self, kind):
-        return int(await self._stub.count(kind))
-
-
-def describe_error(exc):
-    return {
-        "type": type(exc).__name__,
-        "name": getattr(exc, "name", None),
-        "message": getattr(exc, "message", None) if isinstance(exc, StepError) else str(exc),
-    }
+class TraceLog(TraceStore, DurableObject):
+    """The ``TRACE`` Durable Object: one append-only trace per workflow instance."""
 
 
 def rollback_entry(rb):
@@ -250,22 +217,6 @@ class SagaE2E(WorkflowEntrypoint):
 # -- HTTP front door -------------------------------------------------------------------------
 
 
-def _json(data, status=200):
-    return Response(
-        json.dumps(data, default=repr), status=status, headers={"content-type": "application/json"}
-    )
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return repr(value)
-
-
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
         url = urlparse(request.url)
@@ -275,27 +226,27 @@ class Default(WorkerEntrypoint):
             if request.method == "POST" and parts == ["start"]:
                 params = json.loads(await request.text())
                 instance = await self.env.SAGA.create(params=python_to_rpc(params))
-                return _json({"id": instance.id})
+                return json_response({"id": instance.id})
             if request.method == "GET" and len(parts) == 2 and parts[0] == "status":
                 instance = await self.env.SAGA.get(parts[1])
-                return _json(_plain(await instance.status()))
+                return json_response(plain(await instance.status()))
             if request.method == "GET" and len(parts) == 2 and parts[0] == "trace":
                 raw = await self.env.TRACE.getByName(parts[1]).entries()
-                return _json(json.loads(raw))
+                return json_response(json.loads(raw))
             if request.method == "POST" and len(parts) == 2 and parts[0] == "terminate":
                 instance = await self.env.SAGA.get(parts[1])
                 rollback = query.get("rollback", ["1"])[0] != "0"
                 await instance.terminate(rollback=rollback)
-                return _json({"terminated": parts[1], "rollback": rollback})
+                return json_response({"terminated": parts[1], "rollback": rollback})
             if request.method == "GET" and len(parts) == 2 and parts[0] == "events":
-                return _json(await self._events(parts[1]))
+                return json_response(await self._events(parts[1]))
             if request.method == "POST" and len(parts) == 3 and parts[0] == "event":
                 instance = await self.env.SAGA.get(parts[1])
                 await instance.send_event(type=parts[2], payload={"from": "test"})
-                return _json({"sent": parts[2]})
+                return json_response({"sent": parts[2]})
         except Exception as exc:
-            return _json({"error": type(exc).__name__, "message": str(exc)}, status=500)
-        return _json({"error": "not found", "path": url.path}, status=404)
+            return json_response({"error": type(exc).__name__, "message": str(exc)}, status=500)
+        return json_response({"error": "not found", "path": url.path}, status=404)
 
     async def _events(self, instance_id):
         # subscribe() is not wrapped by the SDK: use the raw JS instance; the subscription
