@@ -87,7 +87,8 @@ def test_emulator_wheel_holds_the_emulator_pinned_to_the_binding(wheelhouse: Pat
     assert wheel.dist.metadata["Name"] == "workflows-emulator"
     assert wheel.dist.version == VERSION
     assert wheel.top_level() == {"workflows_emulator", wheel.dist_info}
-    for module in ("py.typed", "cli.py", "pytest_plugin.py", "devserver.py", "workers_shim/__init__.py"):
+    for module in ("py.typed", "cli/__init__.py", "pytest_plugin.py", "devserver/__init__.py",
+                   "engine.py", "workers_shim/__init__.py"):
         assert f"workflows_emulator/{module}" in wheel.names
     assert wheel.runtime_requirements == [f"workflows-saga=={VERSION}"]
     entry_points = {(ep.group, ep.name): ep.value for ep in wheel.dist.entry_points}
