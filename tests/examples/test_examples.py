@@ -36,4 +36,4 @@ def test_readme_approval_test_file_runs_verbatim_in_a_fresh_project(tmp_path: Pa
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed" in result.stdout
+    assert "3 passed" in result.stdout

@@ -125,4 +125,4 @@ def test_wheels_installed_in_a_fresh_venv_run_the_readme_approval_test(
         capture_output=True, text=True, cwd=project, env=env, timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed" in result.stdout
+    assert "3 passed" in result.stdout
