@@ -23,7 +23,9 @@ from workflows_saga.backend import (
     record_error,
 )
 
+from . import eager
 from .clock import Clock
+from .compat import CURRENT, Compatibility
 from .instance_store import InstanceStore
 from .log_fold import StepRow
 from .records import FORWARD, ROLLBACK, StepEvents
@@ -122,10 +124,13 @@ Invoke = Callable[[StepContext], Awaitable[Any]]
 class AttemptRunner:
     """Runs attempts until one succeeds or none is left; every transition is committed."""
 
-    def __init__(self, host: AttemptHost, store: InstanceStore) -> None:
+    def __init__(self, host: AttemptHost, store: InstanceStore,
+                 compat: Compatibility = CURRENT) -> None:
         self._host = host
         self._store = store
         self._clock = host.clock
+        self._compat = compat
+        self._abandoned: set[asyncio.Task[Any]] = set()
 
     async def run(self, row: StepRow | None, start: PlannedStep | None, invoke: Invoke,
                   resolved: ResolvedConfig, events: StepEvents = FORWARD) -> Any:
@@ -134,8 +139,6 @@ class AttemptRunner:
         Returns the output as stored (decoded JSON); raises the step's final error.
         """
         host, store, clock = self._host, self._store, self._clock
-        task = asyncio.current_task()
-        assert task is not None
         while True:
             if row is not None and row.wake_at is not None and row.wake_at > clock.now_ms():
                 await host.park_until(row.wake_at)
@@ -153,7 +156,7 @@ class AttemptRunner:
             ctx = StepContext.build(row.name, row.count, attempt, dict(resolved.shown))
             host.callback_started()
             try:
-                value = await self._with_timeout(task, invoke(ctx), resolved.timeout_ms)
+                value = await self._with_timeout(invoke(ctx), resolved.timeout_ms)
                 encoded = encode_step_output(value, row.label)
             except UnserialisableOutput as exc:
                 self._abort_unserialisable(row, exc)
@@ -199,7 +202,11 @@ class AttemptRunner:
                 delay = await self._retry_delay(resolved, attempt, ctx, exc, row.label)
             except _DelayFunctionError as bad:
                 record = bad.record
-        data: dict[str, Any] = {"error": record.to_json()}
+        shown = record
+        if record.non_retryable and not self._compat.preserve_non_retryable_error:
+            shown = ErrorRecord("WorkflowFatalError",
+                                f'Step threw a NonRetryableError with message "{record.message}"')
+        data: dict[str, Any] = {"error": shown.to_json()}
         if delay is not None:
             data["retryDelayMs"] = delay
         with self._store.transaction():
@@ -235,24 +242,51 @@ class AttemptRunner:
                 '(expected a number of ms or a duration string like "30 seconds")')
         return resolved.retry_delay_ms(attempt, base)
 
-    async def _with_timeout(self, task: asyncio.Task[Any], awaitable: Awaitable[Any],
-                            ms: int) -> Any:
-        fired = False
+    async def _with_timeout(self, callback: Awaitable[Any], ms: int) -> Any:
+        """The callback's result, or `WorkflowTimeoutError` once ``ms`` have passed.
 
-        def on_timeout() -> None:
-            nonlocal fired
-            fired = True
-            task.cancel()
+        The limit counts on the clock and, under a virtual clock, in real time too: callbacks
+        run in real time, so a slow one times out although virtual time stands still. A
+        callback past its limit is not cancelled (Cloudflare's engine never cancels one): it
+        runs on, and what it returns is ignored.
+        """
+        started = eager.start(callback)
+        if isinstance(started, eager.Finished):
+            return started.result()
+        loop = asyncio.get_running_loop()
+        limit: asyncio.Future[None] = loop.create_future()
 
-        handle = self._clock.call_at(self._clock.now_ms() + ms, on_timeout)
+        def expire() -> None:
+            if not limit.done():
+                limit.set_result(None)
+
+        timers = [self._clock.call_at(self._clock.now_ms() + ms, expire)]
+        if self._clock.virtual:
+            timers.append(loop.call_later(ms / 1000.0, expire))
         try:
-            return await awaitable
+            await asyncio.wait({started, limit}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            if fired and task.uncancel() == 0:
-                raise WorkflowTimeoutError(f"Execution timed out after {ms}ms") from None
+            started.cancel()  # the instance stops (pause, terminate, shutdown): so does it
             raise
         finally:
-            handle.cancel()
+            for timer in timers:
+                timer.cancel()
+        if started.done():
+            return started.result()
+        self._abandon(started)
+        raise WorkflowTimeoutError(f"Execution timed out after {ms}ms")
+
+    def _abandon(self, task: asyncio.Task[Any]) -> None:
+        """Let a callback past its timeout run on; its outcome is dropped."""
+        self._abandoned.add(task)
+        task.add_done_callback(_dropped)
+        task.add_done_callback(self._abandoned.discard)
+
+    def cancel_abandoned(self) -> None:
+        """Cancel callbacks that timed out and still run (the instance stops)."""
+        for task in list(self._abandoned):
+            task.cancel()
+        self._abandoned.clear()
 
     def _abort_unserialisable(self, row: StepRow, exc: UnserialisableOutput) -> None:
         attempt_err = ErrorRecord(
@@ -272,3 +306,8 @@ class AttemptRunner:
 
 async def _awaited(value: Awaitable[Any]) -> Any:
     return await value
+
+
+def _dropped(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: a late failure is no one's to report

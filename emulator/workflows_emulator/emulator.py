@@ -20,6 +20,7 @@ from typing import Any
 from workflows_saga import Duration
 
 from .clock import Clock, RealClock, VirtualClock
+from .compat import Compatibility
 from .engine import InstanceEngine
 from .errors import EmulatorError, InstanceNotFoundError, WorkflowError
 from .events import FINAL_SUBSCRIBE_EVENTS, STATUSES, TERMINAL, subscribe_event
@@ -47,6 +48,10 @@ class Emulator:
             ``"real"``, or a `Clock`.
         step_limit: the maximum ``step.do`` calls per instance (``[workflows.limits] steps``).
         max_concurrency: how many instances may run at once; others are ``queued``.
+        compatibility_date: the Worker's ``compatibility_date`` (``None``: a current date);
+            it and ``compatibility_flags`` switch date-gated behaviour as on Cloudflare
+            (see `Compatibility`).
+        compatibility_flags: the Worker's ``compatibility_flags``.
     """
 
     def __init__(
@@ -56,7 +61,10 @@ class Emulator:
         clock: str | Clock = "virtual",
         step_limit: int = DEFAULT_STEP_LIMIT,
         max_concurrency: int | None = None,
+        compatibility_date: str | None = None,
+        compatibility_flags: Iterable[str] = (),
     ) -> None:
+        self.compatibility = Compatibility.of(compatibility_date, compatibility_flags)
         if isinstance(clock, str):
             if clock not in ("virtual", "real"):
                 raise EmulatorError(f'clock must be "virtual", "real" or a Clock, not {clock!r}')
@@ -76,7 +84,8 @@ class Emulator:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._index = InstanceIndex(self.state_dir)
         self._scheduler = Scheduler(clock, self._index, max_concurrency)
-        self._catalog = InstanceCatalog(self.state_dir, self._scheduler, self._index)
+        self._catalog = InstanceCatalog(self.state_dir, self._scheduler, self._index,
+                                        self.compatibility)
         self._closed = False
 
     # -- context management -------------------------------------------------------------------

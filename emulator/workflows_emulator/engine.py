@@ -20,6 +20,7 @@ from workflows_saga import WorkflowStep
 from workflows_saga.backend import ErrorRecord, record_error
 
 from .attempts import INTERNAL_ERROR, AttemptRunner, FatalAbort
+from .compat import CURRENT, Compatibility
 from .errors import InvalidActionError, WorkflowError, WorkflowFatalError
 from .instance_store import InstanceStore
 from .log_fold import StepRow, keys_from, step_key
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
     from .clock import Clock
     from .host import EngineHost
 
+UNHANDLED_NON_RETRYABLE = ErrorRecord(
+    "WorkflowFatalError", "The execution of the Workflow instance was terminated, as a step "
+    "threw an NonRetryableError and it was not handled")
+"""What fails the instance on an unhandled NonRetryableError under older compatibility dates."""
 RESTART_TYPES = {"do": "do", "sleep": "sleep", "waitForEvent": "wait"}
 S = InstanceStatus
 
@@ -42,7 +47,8 @@ class InstanceEngine:
     """Runs one instance; its step backend is what ``run()``'s ``step`` calls into."""
 
     def __init__(self, host: EngineHost, workflow: str, instance_id: str,
-                 store: InstanceStore, make_run: RunFactory, step_limit: int) -> None:
+                 store: InstanceStore, make_run: RunFactory, step_limit: int,
+                 compat: Compatibility = CURRENT) -> None:
         self.host = host
         self.workflow = workflow
         self.id = instance_id
@@ -53,7 +59,8 @@ class InstanceEngine:
                                                       status=S.UNKNOWN)
         registry: HandlerRegistry = {}
         self._registry = registry
-        self.attempts = AttemptRunner(self, store)
+        self.compat = compat
+        self.attempts = AttemptRunner(self, store, compat)
         self.steps = EngineStepBackend(self, store, self.attempts, registry, step_limit)
         self.rollback = RollbackRunner(store, self.attempts, registry, host.clock)
         self._busy = 0
@@ -114,6 +121,7 @@ class InstanceEngine:
             await asyncio.gather(driver, return_exceptions=True)
         self._stop_reason = None
         self.steps.cancel_running()
+        self.attempts.cancel_abandoned()
 
     async def drain(self, timeout: float) -> None:
         """Stop driving once running callbacks finish (or after ``timeout`` real seconds).
@@ -282,7 +290,14 @@ class InstanceEngine:
         with self.store.transaction():
             self._set_meta(phase=Phase.ROLLBACK, trigger=trigger)
         outcome = await self._run_rollback(trigger)
-        self._finish(S.ERRORED, LogEvent.WORKFLOW_FAILURE, error=trigger, rollback=outcome)
+        self._finish(S.ERRORED, LogEvent.WORKFLOW_FAILURE, error=self._failure_shown(trigger),
+                     rollback=outcome)
+
+    def _failure_shown(self, trigger: ErrorRecord) -> ErrorRecord:
+        """What ``status().error`` shows for the error that failed the instance."""
+        if trigger.non_retryable and not self.compat.preserve_non_retryable_error:
+            return UNHANDLED_NON_RETRYABLE
+        return trigger
 
     async def _finish_rollback(self) -> None:
         """Run (or carry on) the rollback phase, rebuilding handlers by replaying ``run()``."""
@@ -299,7 +314,8 @@ class InstanceEngine:
         if self.meta.terminating:
             self._finish(S.TERMINATED, LogEvent.WORKFLOW_TERMINATED, rollback=outcome)
         else:
-            self._finish(S.ERRORED, LogEvent.WORKFLOW_FAILURE, error=trigger, rollback=outcome)
+            self._finish(S.ERRORED, LogEvent.WORKFLOW_FAILURE, error=self._failure_shown(trigger),
+                         rollback=outcome)
 
     async def _run_rollback(self, trigger: ErrorRecord) -> Any:
         return await self.rollback.run(trigger, self.meta.rollback_started,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .compat import Compatibility
 from .durable_object import DurableObjectNamespace
 from .engine import InstanceEngine
 from .errors import EmulatorError, InstanceNotFoundError
@@ -36,8 +37,10 @@ class Registration:
 class InstanceCatalog:
     """Every registered workflow's instances, opened on demand and kept open while in use."""
 
-    def __init__(self, state_dir: Path, scheduler: Scheduler, index: InstanceIndex) -> None:
+    def __init__(self, state_dir: Path, scheduler: Scheduler, index: InstanceIndex,
+                 compat: Compatibility) -> None:
         self._state_dir = state_dir
+        self._compat = compat
         self._scheduler = scheduler
         self._index = index
         self._workflows: dict[str, Registration] = {}
@@ -80,7 +83,7 @@ class InstanceCatalog:
             store = InstanceStore.open(reg.namespace, instance_id)
             try:
                 engine = InstanceEngine(self._scheduler, workflow, instance_id, store,
-                                        reg.make_run, reg.step_limit)
+                                        reg.make_run, reg.step_limit, self._compat)
             except BaseException:
                 store.close()
                 raise

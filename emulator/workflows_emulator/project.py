@@ -355,7 +355,9 @@ def open_runtime_sync(project: Project, state_dir: str | Path, *,
     with project_imports(project):
         module = import_entry(project)
         limits = {w.step_limit for w in project.workflows if w.step_limit}
-        emu = Emulator(state_dir, clock=clock, step_limit=max(limits) if limits else 10_000)
+        emu = Emulator(state_dir, clock=clock, step_limit=max(limits) if limits else 10_000,
+                       compatibility_date=project.compatibility_date,
+                       compatibility_flags=project.compatibility_flags)
         try:
             by_name = {w.name: w.step_limit for w in project.workflows}
             env, bindings = make_env(project)

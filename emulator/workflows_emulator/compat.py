@@ -1,0 +1,63 @@
+"""`Compatibility`: the behaviours that a Worker's compatibility date and flags switch.
+
+Cloudflare gates some Workflows behaviour on the Worker's ``compatibility_date`` and
+``compatibility_flags`` (wrangler.toml). An emulator built without them behaves as a Worker
+with a current date does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .errors import EmulatorError
+
+PRESERVE_NON_RETRYABLE = "workflows_preserve_non_retryable_error_message"
+REPLACE_NON_RETRYABLE = "workflows_replace_non_retryable_error_message"
+PRESERVE_NON_RETRYABLE_DATE = "2026-05-14"
+"""From this date an unhandled ``NonRetryableError`` keeps its name and message."""
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Compatibility:
+    """What the compatibility date and flags decide for the engine.
+
+    Attributes:
+        preserve_non_retryable_error: an unhandled ``NonRetryableError`` fails the instance
+            as ``{name: "NonRetryableError", message}``; otherwise as Cloudflare's older
+            ``WorkflowFatalError`` ("... a step threw an NonRetryableError and it was not
+            handled"), with the attempt error "Step threw a NonRetryableError with message ...".
+    """
+
+    preserve_non_retryable_error: bool = True
+
+    @classmethod
+    def of(cls, date: str | None = None, flags: Iterable[str] = ()) -> Compatibility:
+        """The behaviour of a Worker with ``compatibility_date`` ``date`` and ``flags``.
+
+        ``date=None`` means a current date.
+
+        Raises:
+            EmulatorError: a date that is not ``YYYY-MM-DD``, or both flags of a pair.
+        """
+        flags = set(flags)
+        if date is not None and not _DATE.match(date):
+            raise EmulatorError(
+                f"compatibility_date {date!r} must be a date like \"2026-05-14\"")
+        if PRESERVE_NON_RETRYABLE in flags and REPLACE_NON_RETRYABLE in flags:
+            raise EmulatorError(
+                f"compatibility_flags has both {PRESERVE_NON_RETRYABLE} and "
+                f"{REPLACE_NON_RETRYABLE}: keep one")
+        preserve = date is None or date >= PRESERVE_NON_RETRYABLE_DATE
+        if PRESERVE_NON_RETRYABLE in flags:
+            preserve = True
+        if REPLACE_NON_RETRYABLE in flags:
+            preserve = False
+        return cls(preserve_non_retryable_error=preserve)
+
+
+CURRENT = Compatibility()
+"""The behaviour of a Worker with a current compatibility date."""
