@@ -38,6 +38,14 @@ _DEFAULT_SHOWN = DEFAULT_RESOLVED.shown
 _DEFAULT_SHOWN_TEXT = json.dumps(_DEFAULT_SHOWN)
 
 
+def own_copy(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A step context's own copy of a shown config (a step may change what it is given)."""
+    copied = dict(config)
+    if isinstance(copied.get("retries"), Mapping):
+        copied["retries"] = dict(copied["retries"])
+    return copied
+
+
 class AttemptHost(Protocol):
     """What the attempt loop needs from the instance it runs for."""
 
@@ -153,7 +161,7 @@ class AttemptRunner:
                     assert row is not None
                 attempt = row.attempts + 1
                 store.append(events.attempt_start, now, row, attempt=attempt)
-            ctx = StepContext.build(row.name, row.count, attempt, dict(resolved.shown))
+            ctx = StepContext.build(row.name, row.count, attempt, own_copy(resolved.shown))
             host.callback_started()
             try:
                 value = await self._with_timeout(invoke(ctx), resolved.timeout_ms)

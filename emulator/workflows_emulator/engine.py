@@ -202,7 +202,12 @@ class InstanceEngine:
             self._set_meta(status=S.QUEUED, error=None, output=None, rollback=None,
                            phase=Phase.FORWARD, trigger=None, terminating=False, ended=None,
                            pause_requested=False, paused_at=None, rollback_started=False)
-            self.store.append(LogEvent.WORKFLOW_RESTARTED, now, data={"from": from_step})
+            if forget is None:  # a new run: its log starts as a new instance's does
+                self.store.append(LogEvent.WORKFLOW_QUEUED, now)
+                self._set_meta(started=now)
+                self.store.append(LogEvent.WORKFLOW_START, now)
+            else:  # the run goes on from the step: its first entries stay
+                self.store.append(LogEvent.WORKFLOW_RESTARTED, now, data={"from": from_step})
         self._load()
         self._registry.clear()
         self.start()

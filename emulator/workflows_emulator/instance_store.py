@@ -13,7 +13,7 @@ from typing import Any
 
 from .durable_object import DurableObjectNamespace, DurableObjectStorage
 from .log_fold import StepRow, fold, public_data
-from .records import InstanceMeta
+from .records import InstanceMeta, LogEvent
 
 SCHEMA_VERSION = 1
 """The layout of an instance file (``PRAGMA user_version``); bump on any change to it."""
@@ -191,6 +191,11 @@ class InstanceStore:
         else:
             for key in keys:
                 self._storage.sql.exec("DELETE FROM log WHERE key = ?", key)
+            # The instance's own entries go too (failure, rollback phase, pauses), but for
+            # the first queued and start entries, as Cloudflare's engine keeps them.
+            self._storage.sql.exec(
+                "DELETE FROM log WHERE key IS NULL AND event NOT IN (?, ?)",
+                LogEvent.WORKFLOW_QUEUED.value, LogEvent.WORKFLOW_START.value)
         self._storage.sql.exec("DELETE FROM inbox")  # buffered events go, as on Cloudflare
 
     def entries(self, after: int = 0) -> list[dict[str, Any]]:

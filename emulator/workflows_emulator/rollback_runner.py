@@ -13,7 +13,7 @@ from typing import Any
 from workflows_saga import RollbackContext, StepContext
 from workflows_saga.backend import ErrorRecord, RollbackOptions, error_from_record, resolve_config
 
-from .attempts import AttemptRunner, PlannedStep
+from .attempts import AttemptRunner, PlannedStep, own_copy
 from .clock import Clock
 from .instance_store import InstanceStore
 from .log_fold import StepRow
@@ -38,7 +38,8 @@ def handler_input(fwd: StepRow, error: Exception) -> RollbackContext[Any]:
     return RollbackContext(
         output=fresh(fwd.output) if fwd.state == "success" else None,
         error=error,
-        ctx=StepContext.build(fwd.name, fwd.count, max(fwd.attempts, 1), dict(fwd.config or {})),
+        ctx=StepContext.build(fwd.name, fwd.count, max(fwd.attempts, 1),
+                              own_copy(fwd.config or {})),
         step_name=fwd.label,
     )
 

@@ -32,6 +32,7 @@ from .records import LogEvent
 from .values import event_value, fresh, validate_event_type
 
 MAX_SLEEP_MS = 365 * 86_400_000
+DEFAULT_EVENT_TIMEOUT = "24 hours"
 
 HandlerRegistry = dict[str, RollbackOptions]
 """Step key -> its rollback handler: code is never persisted, so each run registers it."""
@@ -190,10 +191,13 @@ class EngineStepBackend:
 
     async def wait_for_event(self, name: str, event_type: str, timeout: Duration) -> dict[str, Any]:
         validate_event_type(event_type)
-        ms = parse_duration_ms(timeout)
-        if ms is None or ms < 1000 or ms > MAX_SLEEP_MS:
+        # As Cloudflare's engine: no timeout (or 0) means 24 hours, and no other bound
+        # (its documentation states 1 second to 365 days; the engine does not enforce it).
+        ms = parse_duration_ms(timeout or DEFAULT_EVENT_TIMEOUT)
+        if ms is None or ms < 0:
             raise WorkflowError(
-                f'waitForEvent "{name}": timeout must be between 1 second and 365 days')
+                f'waitForEvent "{name}": timeout {timeout!r} is not a duration: use '
+                'milliseconds or a string such as "24 hours"')
         await self._host.checkpoint()
         self._host.refuse_steps_in_terminate_rollback()
         count, key = self._count("wait", name)

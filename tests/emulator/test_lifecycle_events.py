@@ -13,6 +13,7 @@ from workflows_emulator import Emulator, WorkflowError, WorkflowTimeoutError
 from workflows_saga import WorkflowEntrypoint
 
 HOUR = 3_600_000
+DAY = 24 * HOUR
 
 
 async def test_event_sent_while_waiting_is_returned_with_payload_timestamp_and_type(emu: Emulator) -> None:
@@ -226,16 +227,32 @@ async def test_wait_for_event_with_a_dotted_type_fails_with_invalid_event_type(e
     assert "invalid_event_type" in status["error"]["message"]
 
 
-@pytest.mark.parametrize("timeout", ["500 milliseconds", "366 days"])
-async def test_wait_timeout_out_of_range_is_rejected(timeout: str, emu: Emulator) -> None:
-    class Bad(WorkflowEntrypoint):
+@pytest.mark.parametrize(("timeout", "ms"), [("500 milliseconds", 500), ("366 days", 366 * DAY)])
+async def test_wait_timeouts_are_not_bounded_as_in_cloudflare_s_engine(
+        timeout: str, ms: int, emu: Emulator) -> None:
+    class Short(WorkflowEntrypoint):
         async def run(self, event, step):
             await step.wait_for_event("w", "ok", timeout=timeout)
 
-    inst = await emu.workflow(Bad, name="bad").create(id="b1")
+    inst = await emu.workflow(Short, name="short").create(id="b1")
+    start = emu.clock.now_ms()
     status = await inst.wait(timeout=10)
-    assert status["status"] == "errored"
-    assert "timeout" in status["error"]["message"]
+    assert status["error"] == {"name": "WorkflowTimeoutError",
+                               "message": f"Execution timed out after {ms}ms"}
+    assert first_ts(inst, "WAIT_TIMEOUT") - start == ms
+
+
+@pytest.mark.parametrize("timeout", [0, None, ""])
+async def test_no_wait_timeout_means_24_hours(timeout: object, emu: Emulator) -> None:
+    class Default(WorkflowEntrypoint):
+        async def run(self, event, step):
+            await step.wait_for_event("w", "ok", timeout=timeout)
+
+    inst = await emu.workflow(Default, name="default").create(id="d1")
+    start = emu.clock.now_ms()
+    status = await inst.wait(timeout=10)
+    assert status["error"]["message"] == f"Execution timed out after {24 * 3600 * 1000}ms"
+    assert first_ts(inst, "WAIT_TIMEOUT") - start == 24 * 3600 * 1000
 
 
 async def test_send_event_to_finished_instances_is_an_error(emu: Emulator) -> None:

@@ -250,3 +250,24 @@ async def test_restart_after_a_rolled_back_failure_rolls_back_again_with_full_ev
     starts = [e for e in events[last_restart:] if e["event"] == "ROLLBACK_START"]
     assert len(starts) == 1
     assert starts[0]["data"]["totalSteps"] == 2
+
+
+async def test_a_full_restart_logs_a_new_run_as_cloudflare_s_engine_does(emu: Emulator) -> None:
+    class Fails(WorkflowEntrypoint):
+        async def run(self, event, step):
+            await step.do("a", lambda: 1, rollback=lambda rb: None)
+            raise ValueError("no")
+
+    inst = await emu.workflow(Fails, name="fails").create(id="r1")
+    await inst.wait(timeout=10)
+    await inst.restart()
+    assert (await inst.status())["status"] == "queued"
+    assert [e["event"] for e in inst.events()] == ["WORKFLOW_QUEUED", "WORKFLOW_START"]
+    await inst.wait(timeout=10)
+    names = [e["event"] for e in inst.events()]
+    assert names[:3] == ["WORKFLOW_QUEUED", "WORKFLOW_START", "STEP_START"]
+    assert names.count("WORKFLOW_FAILURE") == 1 and names.count("ROLLBACK_START") == 1
+
+    await inst.restart(from_step="a")
+    names = [e["event"] for e in inst.events()]
+    assert names == ["WORKFLOW_QUEUED", "WORKFLOW_START", "WORKFLOW_RESTARTED"]
