@@ -40,6 +40,13 @@ UNHANDLED_NON_RETRYABLE = ErrorRecord(
 RESTART_TYPES = {"do": "do", "sleep": "sleep", "waitForEvent": "wait"}
 S = InstanceStatus
 
+class InstanceGone(BaseException):
+    """The instance was deleted from inside its own ``run()``: unwinds it at once.
+
+    Internal control flow: do not catch this.
+    """
+
+
 RunFactory = Callable[[], Callable[[dict[str, Any], Any], Awaitable[Any]]]
 
 
@@ -109,6 +116,10 @@ class InstanceEngine:
             return
         self._driver = asyncio.get_running_loop().create_task(
             self._drive(), name=f"workflow:{self.workflow}:{self.id}")
+
+    def driving_here(self) -> bool:
+        """Whether the caller runs inside this instance's own ``run()``."""
+        return self._driver is not None and asyncio.current_task() is self._driver
 
     async def halt(self, reason: str = "shutdown") -> None:
         """Stop driving at once, leaving the persisted state as it is (as a crash would)."""
@@ -182,6 +193,11 @@ class InstanceEngine:
             raise InvalidActionError(
                 "(instance.cannot_terminate) Cannot terminate instance since its on a "
                 "finite state")
+        if rollback and self.meta.phase == Phase.ROLLBACK and not self.meta.terminating:
+            # The failure's own rollback is under way: as in Cloudflare's engine it carries
+            # on (handlers see the failure, none restarts) and the instance ends errored.
+            self.start()
+            return
         await self.halt("terminate")
         if not rollback:
             self._finish(S.TERMINATED, LogEvent.WORKFLOW_TERMINATED)
@@ -261,6 +277,8 @@ class InstanceEngine:
                 await self._fail(exc)
                 return
             self._finish(S.COMPLETE, LogEvent.WORKFLOW_SUCCESS, output=json.loads(encoded))
+        except InstanceGone:
+            return  # deleted from inside its own run(): nothing is left to record
         except asyncio.CancelledError:
             if self._stop_reason is None:
                 raise
@@ -291,7 +309,8 @@ class InstanceEngine:
 
     async def _fail(self, exc: BaseException) -> None:
         trigger = record_error(exc)
-        self.steps.cancel_running()
+        # Steps still running in parallel run on, as on Cloudflare (a JS promise cannot be
+        # cancelled); their handlers run in start order with output None if still running.
         with self.store.transaction():
             self._set_meta(phase=Phase.ROLLBACK, trigger=trigger)
         outcome = await self._run_rollback(trigger)

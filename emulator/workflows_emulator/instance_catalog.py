@@ -14,7 +14,7 @@ from typing import Any
 
 from .compat import Compatibility
 from .durable_object import DurableObjectNamespace
-from .engine import InstanceEngine
+from .engine import InstanceEngine, InstanceGone
 from .errors import EmulatorError, InstanceNotFoundError
 from .instance_index import InstanceIndex
 from .instance_store import InstanceStore
@@ -102,11 +102,14 @@ class InstanceCatalog:
     async def delete(self, workflow: str, instance_id: str) -> None:
         """Stop and erase an instance."""
         engine = self.engine(workflow, instance_id)
+        from_inside = engine.driving_here()
         await engine.halt("delete")
         engine.store.close()
         self._engines.pop((workflow, instance_id), None)
         self.registration(workflow).namespace.remove(instance_id)
         self._index.remove(workflow, instance_id)
+        if from_inside:
+            raise InstanceGone(f"instance {instance_id} deleted itself")
 
     def list(self, workflow: str, status: str | None = None) -> list[dict[str, Any]]:
         """``{id, status, created, modified}`` of ``workflow``'s instances, oldest first."""

@@ -122,6 +122,7 @@ class EngineStepBackend:
         if row is not None and row.state != "running":
             self._register(key, row.has_rollback, call)
             if row.state == "success":
+                await self._pause_point()
                 return fresh(row.output)
             raise error_from_record(row.error or ErrorRecord("Error", ""))
         if self.replay_only:
@@ -139,10 +140,18 @@ class EngineStepBackend:
         if task is not None:
             self._running.add(task)
         try:
-            return await self._attempts.run(row, start, call.callback, resolved)
+            output = await self._attempts.run(row, start, call.callback, resolved)
         finally:
             if task is not None:
                 self._running.discard(task)
+        await self._pause_point()
+        return output
+
+    async def _pause_point(self) -> None:
+        """After a step, a pause asked for meanwhile takes effect (as Cloudflare checks for
+        one at the end of each ``step.do``), before ``run()`` goes on."""
+        if self._host.stop_requested():
+            await self._host.checkpoint()
 
     def _plan_do(self, call: StepCall, count: int, key: str,
                  resolved: ResolvedConfig) -> PlannedStep:

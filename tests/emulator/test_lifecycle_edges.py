@@ -1,0 +1,111 @@
+"""Lifecycle edges where Cloudflare's engine decides: a pause during the last step, an instance
+that deletes itself, terminate(rollback) during a failure's rollback, siblings after a failure."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from emulator_support import Gate
+from workflows_emulator import Emulator, InstanceNotFoundError
+from workflows_saga import RollbackContext, WorkflowEntrypoint
+
+
+async def test_a_pause_asked_for_during_the_last_step_pauses_after_it(emu: Emulator) -> None:
+    gate = Gate()
+
+    class Last(WorkflowEntrypoint):
+        async def run(self, event: Any, step: Any) -> Any:
+            return await step.do("only", lambda: gate("out"))
+
+    inst = await emu.workflow(Last, name="last").create(id="l1")
+    await gate.until_entered()
+    await inst.pause()
+    gate.release.set()
+    status = await inst.wait(until={"paused"}, timeout=10)
+    assert status["status"] == "paused"  # not complete: the pause was not lost
+    await inst.resume()
+    status = await inst.wait(timeout=10)
+    assert (status["status"], status["output"]) == ("complete", "out")
+    assert gate.entries == 1  # the step was not run again
+
+
+async def test_an_instance_that_deletes_itself_stops_cleanly(emu: Emulator) -> None:
+    after: list[str] = []
+    wf: Any = None
+
+    class SelfDeleting(WorkflowEntrypoint):
+        async def run(self, event: Any, step: Any) -> Any:
+            await step.do("a", lambda: 1)
+            await (await wf.get(event["instanceId"])).delete()
+            after.append("went on")
+
+    wf = emu.workflow(SelfDeleting, name="self-deleting")
+    await wf.create(id="gone")
+    await emu.settle()
+    assert after == []
+    try:
+        await wf.get("gone")
+        raise AssertionError("the instance should be gone")
+    except InstanceNotFoundError:
+        pass
+
+
+async def test_terminate_with_rollback_during_a_failure_s_rollback_ends_errored(
+        emu: Emulator) -> None:
+    gate = Gate()
+    seen: list[tuple[str, str]] = []
+
+    async def slow_undo(rb: RollbackContext[Any]) -> None:
+        seen.append((rb.step_name, rb.error.__class__.__name__))
+        await gate()
+
+    async def undo(rb: RollbackContext[Any]) -> None:
+        seen.append((rb.step_name, rb.error.__class__.__name__))
+
+    def fail() -> None:
+        raise ValueError("failed")
+
+    class Saga(WorkflowEntrypoint):
+        async def run(self, event: Any, step: Any) -> Any:
+            await step.do("a", lambda: 1, rollback=undo)
+            await step.do("b", lambda: 2, rollback=slow_undo)
+            await step.do("c", fail, config={"retries": {"limit": 0, "delay": 0}})
+
+    inst = await emu.workflow(Saga, name="saga").create(id="s1")
+    await gate.until_entered()
+    terminating = asyncio.ensure_future(inst.terminate(rollback=True))
+    await emu.settle()
+    gate.release.set()
+    await asyncio.wait_for(terminating, 10)
+    status = await inst.status()
+    assert status["status"] == "errored"
+    assert status["error"] == {"name": "ValueError", "message": "failed"}
+    assert seen == [("b-1", "ValueError"), ("a-1", "ValueError")]
+    assert gate.entries == 1  # the in-flight handler was not restarted
+
+
+async def test_a_sibling_in_flight_runs_on_after_a_failure(emu: Emulator) -> None:
+    gate = Gate()
+    undone: list[Any] = []
+
+    async def undo(rb: RollbackContext[Any]) -> None:
+        undone.append((rb.step_name, rb.output))
+
+    def fail() -> None:
+        raise ValueError("boom")
+
+    class Parallel(WorkflowEntrypoint):
+        async def run(self, event: Any, step: Any) -> Any:
+            await asyncio.gather(
+                step.do("slow", lambda: gate("late"), rollback=undo),
+                step.do("fails", fail, config={"retries": {"limit": 0, "delay": 0}}),
+            )
+
+    inst = await emu.workflow(Parallel, name="parallel").create(id="p1")
+    status = await inst.wait(timeout=10)
+    assert status["status"] == "errored"
+    assert undone == [("slow-1", None)]  # rolled back while still running
+    gate.release.set()
+    await emu.settle()
+    assert gate.finished == 1  # not cancelled: it ran to its end, as on Cloudflare
