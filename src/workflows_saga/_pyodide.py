@@ -31,7 +31,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -120,6 +121,18 @@ def error_from_js(exc: Any) -> Exception:
     return error_from_record(parse_js_error(name, message))
 
 
+@contextmanager
+def plain_non_retryable() -> Iterator[None]:
+    """Re-raise a `NonRetryableError` subclass (or one given another ``name``) as the class
+    itself: the SDK's ``workflows.js`` recognises the Python error by its type name only."""
+    try:
+        yield
+    except NonRetryableError as exc:
+        if type(exc) is NonRetryableError:
+            raise
+        raise NonRetryableError(str(exc)) from exc
+
+
 # -- durations and configs -------------------------------------------------------------------
 
 
@@ -186,7 +199,8 @@ class PyodideStepBackend(StepBackend):
 
         async def callback(js_ctx: Any = None) -> Any:
             ctx = StepContext(rpc.python_from_rpc(js_ctx) or {})
-            return rpc.python_to_rpc(await call.callback(ctx))
+            with plain_non_retryable():
+                return rpc.python_to_rpc(await call.callback(ctx))
 
         args: list[Any] = [call.name]
         if call.config is not None:
@@ -205,7 +219,8 @@ class PyodideStepBackend(StepBackend):
         handler = options.handler
 
         async def run_handler(js_arg: Any) -> None:
-            await handler(rollback_context(rollback_argument(js_arg), step_name))
+            with plain_non_retryable():
+                await handler(rollback_context(rollback_argument(js_arg), step_name))
 
         proxy = ffi.create_proxy(run_handler)
         self._handlers.append(proxy)
