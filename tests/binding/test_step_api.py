@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -36,6 +37,8 @@ async def test_decorator_runs_only_when_awaited(emu: Emulator) -> None:
             ran.append("a")
             return 1
 
+        for _ in range(3):  # unlike the call form, it has not started
+            await asyncio.sleep(0)
         assert ran == []
         return await a()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from emulator_support import labels, overlapping_pair
 from workflows_emulator import Emulator
 from workflows_saga import NonRetryableError, RollbackContext, WorkflowEntrypoint
 
@@ -19,21 +20,13 @@ async def run(emu: Emulator, body: Any) -> tuple[dict[str, Any], Any]:
     return await inst.wait(timeout=10), inst
 
 
-def labels(inst: Any, event: str) -> list[str]:
-    return [e["step"] for e in inst.events() if e["event"] == event]
+def steps(inst: Any, event: str) -> list[str | None]:
+    return [step for _, step in labels(inst, event)]
 
 
 async def test_gather_is_promise_all_and_rolls_back_in_call_order(emu: Emulator) -> None:
     undone: list[tuple[str, Any]] = []
-    b_running = asyncio.Event()
-
-    async def a() -> str:
-        await b_running.wait()  # finishes only if b runs while a is running
-        return "a"
-
-    async def b() -> str:
-        b_running.set()
-        return "b"
+    a, b = overlapping_pair()
 
     def undo(rb: RollbackContext[Any]) -> None:
         undone.append((rb.step_name, rb.output))
@@ -46,7 +39,7 @@ async def test_gather_is_promise_all_and_rolls_back_in_call_order(emu: Emulator)
     status, inst = await run(emu, body)
     assert status["status"] == "errored"
     assert status["error"] == {"name": "NonRetryableError", "message": "after ['a', 'b']"}
-    assert labels(inst, "STEP_START") == ["a-1", "b-1", "c-1"]
+    assert steps(inst, "STEP_START") == ["a-1", "b-1", "c-1"]
     assert undone == [("c", None), ("b-1", "b"), ("a-1", "a")]
 
 
@@ -66,8 +59,8 @@ async def test_wait_first_completed_is_promise_race(emu: Emulator) -> None:
 
     status, inst = await run(emu, body)
     assert status["status"] == "complete" and status["output"] == ["fast", "slow"]
-    assert labels(inst, "STEP_START") == ["slow-1", "fast-1"]
-    assert labels(inst, "STEP_SUCCESS") == ["fast-1", "slow-1"]
+    assert steps(inst, "STEP_START") == ["slow-1", "fast-1"]
+    assert steps(inst, "STEP_SUCCESS") == ["fast-1", "slow-1"]
 
 
 async def test_a_started_step_nobody_awaits_still_runs(emu: Emulator) -> None:
@@ -78,4 +71,4 @@ async def test_a_started_step_nobody_awaits_still_runs(emu: Emulator) -> None:
 
     status, inst = await run(emu, body)
     assert status["output"] == 1
-    assert labels(inst, "STEP_START") == ["first-1", "second-1"]
+    assert steps(inst, "STEP_START") == ["first-1", "second-1"]

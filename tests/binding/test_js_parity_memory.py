@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from emulator_support import overlapping_pair
 from workflows_saga import (
     InvalidStepConfigError,
     NonRetryableError,
@@ -54,15 +55,7 @@ async def test_call_form_starts_at_call_time_and_may_be_awaited_twice() -> None:
 
 
 async def test_gather_over_call_form_steps_is_promise_all_in_call_order() -> None:
-    b_started = asyncio.Event()
-
-    async def a() -> str:
-        await b_started.wait()  # only finishes if b runs while a is running
-        return "a"
-
-    async def b() -> str:
-        b_started.set()
-        return "b"
+    a, b = overlapping_pair()
 
     async def body(event: Any, step: Any) -> Any:
         first, second = step.do("x", a, rollback=lambda: undone.append("x-1")), \
@@ -115,22 +108,6 @@ async def test_a_failure_nobody_awaits_is_not_reported_as_never_retrieved() -> N
         loop.set_exception_handler(None)
     assert reported == []
     assert backend.attempts == [("fire-and-forget-1", 1)]  # it ran and failed, once
-
-
-async def test_decorator_form_still_runs_only_when_awaited() -> None:
-    ran: list[str] = []
-
-    async def body(event: Any, step: Any) -> Any:
-        @step.do("a")
-        async def a() -> int:
-            ran.append("a")
-            return 1
-
-        await asyncio.sleep(0.01)
-        assert ran == []
-        return await a()
-
-    assert await MemoryBackend().run(flow(body)) == 1
 
 
 # -- 2. rollback handlers take zero or one argument ------------------------------------------
