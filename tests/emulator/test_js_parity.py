@@ -72,3 +72,20 @@ async def test_a_started_step_nobody_awaits_still_runs(emu: Emulator) -> None:
     status, inst = await run(emu, body)
     assert status["output"] == 1
     assert steps(inst, "STEP_START") == ["first-1", "second-1"]
+
+
+async def test_a_named_non_retryable_error_is_recorded_as_non_retryable_error(
+        emu: Emulator) -> None:
+    # workers-sdk: PreservedNonRetryableError (name "NonRetryableError", the message kept);
+    # the Python SDK's bridge keeps only the class name and the message too.
+    def decline() -> None:
+        raise NonRetryableError("card declined", "PaymentError")
+
+    async def body(event: Any, step: Any) -> Any:
+        await step.do("pay", decline, config={"retries": {"limit": 3, "delay": 0}})
+
+    status, inst = await run(emu, body)
+    assert status["error"] == {"name": "NonRetryableError", "message": "card declined"}
+    assert steps(inst, "ATTEMPT_START") == ["pay-1"]
+    failure = next(e for e in inst.events() if e["event"] == "STEP_FAILURE")
+    assert failure["data"]["error"] == status["error"]
