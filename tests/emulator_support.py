@@ -32,6 +32,22 @@ class Gate:
         await asyncio.wait_for(self.entered.wait(), 5)
 
 
+def overlapping_pair() -> tuple[Any, Any]:
+    """Two step callbacks returning ``"a"`` and ``"b"``; ``a`` finishes only once ``b`` has
+    run, so awaiting both proves they ran at the same time (both were started)."""
+    b_ran = asyncio.Event()
+
+    async def a() -> str:
+        await b_ran.wait()
+        return "a"
+
+    async def b() -> str:
+        b_ran.set()
+        return "b"
+
+    return a, b
+
+
 def labels(inst: Any, *events: str) -> list[tuple[str, str | None]]:
     """(event, step) pairs of the instance's log, restricted to ``events`` if given."""
     return [

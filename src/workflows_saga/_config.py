@@ -33,6 +33,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
 class RetryPolicy:
     """How often and how patiently a step is retried.
 
+    ``limit`` and ``delay`` are both required, as Cloudflare requires them (checked when
+    the config is given to ``step.do``); ``backoff`` defaults to ``"exponential"``.
+
     Attributes:
         limit: retries after the first attempt (attempts = limit + 1).
         delay: base delay before a retry, or a function of ``{"ctx", "error"}``.
@@ -105,7 +108,11 @@ def _check_duration(value: object, *, allow_function: bool, zero_ok: bool) -> st
 
 
 def _parse_retries(r: Any, kind: str, step_name: str) -> RetryPolicy:
-    """Validate a config's ``retries`` (a dict or `RetryPolicy`) as Cloudflare does."""
+    """Validate a config's ``retries`` (a dict or `RetryPolicy`) as Cloudflare does.
+
+    As in workers-sdk's ``validators.ts``, ``limit`` and ``delay`` are both required;
+    ``backoff`` is optional (the default's ``"exponential"`` applies).
+    """
     if isinstance(r, RetryPolicy):
         r = {k: v for k, v in vars(r).items() if v is not None}
     if not isinstance(r, Mapping):
@@ -113,23 +120,23 @@ def _parse_retries(r: Any, kind: str, step_name: str) -> RetryPolicy:
     extra = sorted(set(r) - {"limit", "delay", "backoff"})
     if extra:
         raise _invalid(kind, step_name, f"unknown retries key(s) {extra}")
-    limit = r.get("limit")
-    if limit is not None and (
-        isinstance(limit, bool) or not isinstance(limit, int | float) or limit < 0
-    ):
+    missing = [k for k in ("limit", "delay") if r.get(k) is None]
+    if missing:
+        raise _invalid(kind, step_name, f"retries needs both limit and delay; missing {missing}")
+    limit = r["limit"]
+    if isinstance(limit, bool) or not isinstance(limit, int | float) or limit < 0:
         raise _invalid(kind, step_name, "retries.limit must be a number >= 0")
-    if limit is not None and limit > MAX_RETRIES:
+    if limit > MAX_RETRIES:
         raise _invalid(kind, step_name, f"retries.limit must be at most {MAX_RETRIES}")
-    delay = r.get("delay")
-    if delay is not None:
-        problem = _check_duration(delay, allow_function=True, zero_ok=True)
-        if problem:
-            raise _invalid(kind, step_name, f"retries.delay {problem}")
+    delay = r["delay"]
+    problem = _check_duration(delay, allow_function=True, zero_ok=True)
+    if problem:
+        raise _invalid(kind, step_name, f"retries.delay {problem}")
     backoff = r.get("backoff")
     if backoff is not None and backoff not in BACKOFFS:
         raise _invalid(kind, step_name, f"retries.backoff must be one of {list(BACKOFFS)}")
     return RetryPolicy(
-        limit=int(limit) if limit is not None else None,
+        limit=int(limit),
         delay=delay,
         backoff=cast("Backoff | None", backoff),
     )
@@ -245,7 +252,7 @@ def resolve_config(config: StepConfig | None) -> ResolvedConfig:
     """Merge ``config`` over the defaults the way the engine does (shallow, plus ``retries``).
 
     Example:
-        >>> resolve_config(StepConfig(retries=RetryPolicy(limit=2))).attempts
+        >>> resolve_config(StepConfig(retries=RetryPolicy(limit=2, delay="1 second"))).attempts
         3
     """
     if config is None:

@@ -47,12 +47,13 @@ class StepContext(dict[str, Any]):
 
 @dataclass(frozen=True)
 class RollbackContext(Generic[T]):
-    """The one argument a rollback handler receives.
+    """The one argument a rollback handler receives (a handler may also take none).
 
     Attributes:
         output: what the forward step returned, or ``None`` if it never returned
             (it failed, or was still running when the instance failed or was terminated).
-        error: the error that failed the instance (or the termination error).
+        error: the error that failed the instance (or the termination error), as
+            ``step.do`` would raise it, always with ``.name`` and ``.message`` as in JS.
         ctx: the forward step's context (name, count, attempt, resolved config).
         step_name: ``"<name>-<count>"``.
     """

@@ -16,9 +16,22 @@ from __future__ import annotations
 class NonRetryableError(Exception):
     """Raise inside a step callback or rollback handler to stop its retries at once.
 
+    Takes JS's arguments, ``NonRetryableError(message, name="NonRetryableError")``. It is
+    non-retryable by class, whatever its ``name`` (as JS's ``__brand``); the engine records
+    it, and ``step.do`` re-raises it, as ``NonRetryableError`` with the message: the Python
+    SDK's bridge does the same on Cloudflare (it keeps only the class name and message).
     Under the emulator this class is the one the engine recognises; on Cloudflare the
     Pyodide backend turns it into the platform's non-retryable error.
+
+    Attributes:
+        name: the given name (``"NonRetryableError"`` by default).
+        message: the message; ``str(error)`` is the message too.
     """
+
+    def __init__(self, message: str = "", name: str = "NonRetryableError") -> None:
+        super().__init__(message)
+        self.message = message
+        self.name = name
 
 
 class WorkflowsSagaError(Exception):

@@ -12,6 +12,8 @@ Used only inside Pyodide (Python Workers). ``run()`` receives the official SDK's
   object (a Python dict fails with ``DataCloneError``); the handler is a ``create_proxy``'d
   Python callable wrapped with the SDK's JS ``wrapWorkflowStepCallback``, so that a
   ``NonRetryableError`` raised in a handler stops its retries too.
+- ``do`` calls reach the engine in the order ``step.do`` was called (the call form starts
+  each step at call time, like JS), so concurrent steps keep their counts and rollback order.
 - Errors coming back out of ``do`` follow the core's rule (`error_from_record`):
   ``NonRetryableError``, ``TypeError`` and ``ValueError`` keep their type, anything else
   becomes `StepError` with the original name and message.
@@ -28,10 +30,12 @@ Python values and run under CPython; JS values are converted by the backend and
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -120,6 +124,18 @@ def error_from_js(exc: Any) -> Exception:
     return error_from_record(parse_js_error(name, message))
 
 
+@contextmanager
+def plain_non_retryable() -> Iterator[None]:
+    """Re-raise a `NonRetryableError` subclass (or one given another ``name``) as the class
+    itself: the SDK's ``workflows.js`` recognises the Python error by its type name only."""
+    try:
+        yield
+    except NonRetryableError as exc:
+        if type(exc) is NonRetryableError:
+            raise
+        raise NonRetryableError(str(exc)) from exc
+
+
 # -- durations and configs -------------------------------------------------------------------
 
 
@@ -178,6 +194,9 @@ class PyodideStepBackend(StepBackend):
         self._sdk_step = step if hasattr(step, "_js_step") else None
         self._js_step = step._js_step if self._sdk_step is not None else step
         self._handlers: list[Any] = []  # create_proxy'd rollback handlers, kept for the run
+        # Calls reach the engine in the order they were made (the engine counts and orders
+        # rollbacks by it), although building rollback options may await the first time.
+        self._issuing = asyncio.Lock()
 
     # -- step.do ---------------------------------------------------------------------------
 
@@ -186,16 +205,19 @@ class PyodideStepBackend(StepBackend):
 
         async def callback(js_ctx: Any = None) -> Any:
             ctx = StepContext(rpc.python_from_rpc(js_ctx) or {})
-            return rpc.python_to_rpc(await call.callback(ctx))
+            with plain_non_retryable():
+                return rpc.python_to_rpc(await call.callback(ctx))
 
-        args: list[Any] = [call.name]
-        if call.config is not None:
-            args.append(_config_to_js(call.config))
-        args.append(callback)
-        if call.rollback is not None:
-            args.append(await self._rollback_options(call.name, call.rollback))
+        async with self._issuing:
+            args: list[Any] = [call.name]
+            if call.config is not None:
+                args.append(_config_to_js(call.config))
+            args.append(callback)
+            if call.rollback is not None:
+                args.append(await self._rollback_options(call.name, call.rollback))
+            pending = self._js_step.do(*args)
         try:
-            result = await self._js_step.do(*args)
+            result = await pending
         except Exception as exc:
             raise error_from_js(exc) from exc
         return rpc.python_from_rpc(result)
@@ -205,7 +227,8 @@ class PyodideStepBackend(StepBackend):
         handler = options.handler
 
         async def run_handler(js_arg: Any) -> None:
-            await handler(rollback_context(rollback_argument(js_arg), step_name))
+            with plain_non_retryable():
+                await handler(rollback_context(rollback_argument(js_arg), step_name))
 
         proxy = ffi.create_proxy(run_handler)
         self._handlers.append(proxy)

@@ -50,11 +50,15 @@ def record_error(exc: BaseException) -> ErrorRecord:
     """``exc`` as the engine stores it.
 
     The name is Cloudflare's where an error class declares one (``workflows_error_name``);
-    an error whose message starts with ``NonRetryableError`` counts as one, as on Cloudflare,
-    and is reported without that prefix.
+    any `NonRetryableError` (a subclass, or one given another ``name``) is recorded as
+    ``NonRetryableError``, as workers-sdk's ``PreservedNonRetryableError`` and the Python SDK's
+    bridge record it; an error whose message starts with ``NonRetryableError`` counts as
+    one, as on Cloudflare, and is reported without that prefix.
     """
     if isinstance(exc, StepError):
         name, message = exc.name, exc.message
+    elif isinstance(exc, NonRetryableError):  # non-retryable by class, whatever its name
+        name, message = NON_RETRYABLE, str(exc)
     else:
         name = getattr(type(exc), "workflows_error_name", None) or type(exc).__name__
         message = str(exc)
@@ -73,12 +77,21 @@ def error_from_record(record: ErrorRecord) -> Exception:
 
     ``NonRetryableError``, ``TypeError`` and ``ValueError`` keep their type,
     ``WorkflowTimeoutError`` is the engine's own; anything else is a `StepError` with the
-    original name and message.
+    original name and message. Whatever the type, the error has ``.name`` and ``.message``
+    (set on the instance for ``TypeError`` and ``ValueError``), as a JS error has, so a
+    handler can read ``rb.error.name`` / ``rb.error.message``; ``str(error)`` is unchanged.
     """
     name, message = record.name, record.message
     if message.startswith(NON_RETRYABLE):
         name = NON_RETRYABLE
     if name == "WorkflowTimeoutError":
         return WorkflowTimeoutError(message)
+    if name == NON_RETRYABLE:
+        return NonRetryableError(message)
     cls = KEEPS_PYTHON_TYPE.get(name)
-    return cls(message) if cls is not None else StepError(message, name=name)
+    if cls is None:
+        return StepError(message, name=name)
+    error = cls(message)
+    error.name = name  # type: ignore[attr-defined]
+    error.message = message  # type: ignore[attr-defined]
+    return error

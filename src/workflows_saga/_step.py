@@ -22,7 +22,9 @@ from ._errors import InvalidStepConfigError
 
 T = TypeVar("T")
 ConfigLike = StepConfig | Mapping[str, Any] | None
-UserRollback = Callable[[RollbackContext[Any]], Awaitable[None] | None]
+UserRollback = (Callable[[RollbackContext[Any]], Awaitable[None] | None]
+                | Callable[[], Awaitable[None] | None])
+"""A rollback handler, sync or async, taking the `RollbackContext` or no argument."""
 
 MAX_STEP_NAME = 256
 _CONTROL = re.compile(r"[\x00-\x1f]")
@@ -54,14 +56,33 @@ def make_rollback_options(
     if not callable(rollback):
         raise InvalidStepConfigError(f'Rollback for "{name}" must be a function')
     config = parse_step_config(rollback_config, step_name=name, rollback=True)
-    return RollbackOptions(handler=_as_async_handler(rollback), config=config)
+    return RollbackOptions(handler=_as_async_handler(name, rollback), config=config)
 
 
-def _as_async_handler(fn: Callable[..., Any]) -> RollbackHandler:
+def _takes_the_context(name: str, fn: Callable[..., Any]) -> bool:
+    """Whether handler ``fn`` is given the `RollbackContext` (it can take one positional
+    argument) or called with none; refuse any other signature now, naming step ``name``."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True  # no signature to read (some builtins): pass the context, as JS does
+    for args in ((None,), ()):
+        try:
+            signature.bind(*args)
+        except TypeError:
+            continue
+        return bool(args)
+    raise InvalidStepConfigError(
+        f'Rollback for "{name}" must take one argument (the RollbackContext) or none; '
+        f"{getattr(fn, '__qualname__', fn)!s}{signature} takes neither"
+    )
+
+
+def _as_async_handler(name: str, fn: Callable[..., Any]) -> RollbackHandler:
+    pass_rb = _takes_the_context(name, fn)
+
     async def handler(rb: RollbackContext[Any]) -> None:
-        result = fn(rb)
-        if inspect.isawaitable(result):
-            await result
+        await (_call(fn, rb) if pass_rb else _call(fn))
 
     handler.__qualname__ = getattr(fn, "__qualname__", "rollback")
     return handler
@@ -86,6 +107,25 @@ def _wants_ctx(fn: Callable[..., Any]) -> bool:
         or (p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty)
         for p in params
     )
+
+
+def _started(step: Awaitable[T]) -> asyncio.Future[T]:
+    """``step`` started now, as JS's ``step.do`` starts at call time: a task that may be
+    awaited any number of times, gathered (``Promise.all``) or raced (``Promise.race``).
+
+    Backends run a call's task in call order, so step counts and the rollback order follow
+    the order of the calls. A failure nobody awaits is marked as retrieved (no "Task
+    exception was never retrieved" at garbage collection): it is already in the engine's
+    log, and, as for a JS promise left alone, only an awaited failure fails ``run()``.
+    """
+    task = asyncio.ensure_future(step)
+    task.add_done_callback(_retrieve)
+    return task
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def _call(fn: Callable[..., Any], *args: Any) -> Any:
@@ -121,6 +161,7 @@ class StepFunction(Generic[T]):
         self._rollback = rollback
         # rollback_config may come before the handler, which `@fn.rollback` attaches.
         self._pending_rollback_config = rollback_config if rollback is None else None
+        self._started = False  # set when the step is handed to the backend
         self.__name__ = getattr(func, "__name__", name)
         self.__doc__ = func.__doc__
 
@@ -142,6 +183,11 @@ class StepFunction(Generic[T]):
         """Register ``handler`` as this step's rollback (decorator)."""
 
         def attach(fn: UserRollback) -> UserRollback:
+            if self._started:
+                raise InvalidStepConfigError(
+                    f'Step "{self._step_name}" has already run: attach its rollback handler '
+                    f"(@{self.__name__}.rollback) before awaiting the step"
+                )
             options = make_rollback_options(
                 self._step_name, fn, config if config is not None else self._pending_rollback_config
             )
@@ -176,6 +222,7 @@ class StepFunction(Generic[T]):
             return await _call(func, *args)
 
         call = StepCall(self._step_name, callback, self._config, self._rollback)
+        self._started = True
         task = asyncio.ensure_future(step._backend.do(call))
         step._in_flight[self] = task
         try:
@@ -233,7 +280,7 @@ class WorkflowStep:
         config: ConfigLike = None,
         rollback: UserRollback | None = None,
         rollback_config: ConfigLike = None,
-    ) -> Awaitable[Any]: ...
+    ) -> asyncio.Future[Any]: ...
 
     def do(
         self,
@@ -244,13 +291,15 @@ class WorkflowStep:
         config: ConfigLike = None,
         rollback: UserRollback | None = None,
         rollback_config: ConfigLike = None,
-    ) -> Callable[[Callable[..., Any]], StepFunction[Any]] | StepFunction[Any] | Awaitable[Any]:
+    ) -> Callable[[Callable[..., Any]], StepFunction[Any]] | StepFunction[Any] | asyncio.Future[Any]:
         """Declare a step (decorator) or run one (call form).
 
         Decorator: ``@step.do(name=None, *, concurrent=False, config=None, rollback=None,
         rollback_config=None)`` returns a `StepFunction`; awaiting it runs the step.
         Call form: ``await step.do(name, callback, *, config=None, rollback=None,
         rollback_config=None)`` runs ``callback`` (given the ctx if it takes an argument).
+        As in JS, the step starts when called: the returned task can be awaited later,
+        gathered (``Promise.all``) or raced (``asyncio.wait``, ``Promise.race``).
 
         Raises:
             InvalidStepConfigError: a bad name, config, rollback or rollback_config.
@@ -284,7 +333,7 @@ class WorkflowStep:
         config: ConfigLike,
         rollback: UserRollback | None,
         rollback_config: ConfigLike,
-    ) -> Awaitable[Any]:
+    ) -> asyncio.Future[Any]:
         validate_step_name(name)
         if not callable(callback):
             raise InvalidStepConfigError(f'Step "{name}" requires a callback function')
@@ -295,7 +344,7 @@ class WorkflowStep:
         async def body(ctx: StepContext) -> Any:
             return await (_call(callback, ctx) if pass_ctx else _call(callback))
 
-        return self._backend.do(StepCall(name, body, cfg, options))
+        return _started(self._backend.do(StepCall(name, body, cfg, options)))
 
     def sleep(self, name: str, duration: Duration) -> Awaitable[None]:
         """Sleep durably for ``duration`` (ms, timedelta, or ``"3 hours"``)."""

@@ -6,6 +6,7 @@ import pytest
 
 from workflows_saga import InvalidStepConfigError, RetryPolicy, StepConfig
 from workflows_saga._config import (
+    CONFIG_DOCS,
     ResolvedConfig,
     parse_step_config,
     resolve_config,
@@ -56,9 +57,9 @@ def test_a_delay_function_is_kept_but_never_shown() -> None:
 
 
 def test_merge_is_shallow_plus_retries() -> None:
-    cfg = parse_step_config({"retries": {"limit": 1}}, step_name="s")
+    cfg = parse_step_config({"retries": {"limit": 1, "delay": 0}}, step_name="s")
     resolved = resolve_config(cfg)
-    assert resolved.shown["retries"] == {"limit": 1, "delay": 10_000, "backoff": "exponential"}
+    assert resolved.shown["retries"] == {"limit": 1, "delay": 0, "backoff": "exponential"}
     assert resolved.shown["timeout"] == "10 minutes"
 
 
@@ -73,11 +74,11 @@ def test_typed_and_dict_configs_are_equivalent() -> None:
 @pytest.mark.parametrize(
     "bad",
     [
-        {"retries": {"limit": -1}},
-        {"retries": {"limit": "3"}},
+        {"retries": {"limit": -1, "delay": 0}},
+        {"retries": {"limit": "3", "delay": 0}},
         {"retries": {"limit": 1, "delay": "soon"}},
-        {"retries": {"limit": 1, "backoff": "fibonacci"}},
-        {"retries": {"limit": 1, "jitter": True}},
+        {"retries": {"limit": 1, "delay": 0, "backoff": "fibonacci"}},
+        {"retries": {"limit": 1, "delay": 0, "jitter": True}},
         {"timeout": 0},
         {"timeout": "forever"},
         {"retry": {"limit": 1}},
@@ -92,10 +93,23 @@ def test_invalid_step_configs_use_cloudflares_message(bad: object) -> None:
 
 
 def test_rollback_config_takes_only_retries_and_timeout() -> None:
-    assert parse_step_config({"retries": {"limit": 0}, "timeout": "1 minute"},
+    assert parse_step_config({"retries": {"limit": 0, "delay": 0}, "timeout": "1 minute"},
                              step_name="s", rollback=True) is not None
     with pytest.raises(InvalidStepConfigError, match=r'^Rollback config for "s" is in a invalid format'):
         parse_step_config({"sensitive": "output"}, step_name="s", rollback=True)
+
+
+@pytest.mark.parametrize("retries", [{"limit": 1}, {"delay": "1 second"}, {},
+                                     {"limit": 1, "delay": None}, RetryPolicy(limit=2)])
+@pytest.mark.parametrize("rollback", [False, True])
+def test_retries_need_both_limit_and_delay(retries: object, rollback: bool) -> None:
+    # workers-sdk validators.ts: retries = {delay, limit, backoff?}, strict.
+    kind = "Rollback config" if rollback else "Step config"
+    config = StepConfig(retries=retries) if isinstance(retries, RetryPolicy) else {"retries": retries}
+    with pytest.raises(InvalidStepConfigError) as info:
+        parse_step_config(config, step_name="s", rollback=rollback)  # type: ignore[arg-type]
+    assert str(info.value).startswith(f'{kind} for "s" is in a invalid format. See {CONFIG_DOCS}')
+    assert "retries needs both limit and delay" in str(info.value)
 
 
 def test_delay_zero_is_valid() -> None:

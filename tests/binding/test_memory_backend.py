@@ -167,7 +167,7 @@ async def test_rollback_runs_newest_started_first_with_output_error_and_ctx() ->
                       rollback=lambda rb: order.append("refund"))
         await step.do("fails", lambda: {}["missing"],
                       rollback=lambda rb: order.append(f"undo-fails:{rb.output}"),
-                      config={"retries": {"limit": 0}})
+                      config={"retries": {"limit": 0, "delay": 0}})
 
     backend = MemoryBackend()
     with pytest.raises(StepError):
@@ -208,7 +208,7 @@ async def test_a_failing_handler_is_retried_per_rollback_config_and_halts_rollba
 
 async def test_rollback_config_without_a_handler_is_refused_when_awaited() -> None:
     async def body(event: Any, step: Any) -> Any:
-        @step.do("x", rollback_config={"retries": {"limit": 1}})
+        @step.do("x", rollback_config={"retries": {"limit": 1, "delay": 0}})
         async def x() -> int:
             return 1
 

@@ -6,6 +6,7 @@ No ``js``/``pyodide`` here: JS errors are stand-ins with ``.name`` and ``.messag
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from datetime import timedelta
 from types import ModuleType, SimpleNamespace
@@ -20,7 +21,9 @@ from workflows_saga import (
     StepContext,
     StepError,
     WorkflowTimeoutError,
+    _pyodide,
 )
+from workflows_saga._backend import RollbackOptions, StepCall
 from workflows_saga._pyodide import (
     RollbackArgument,
     _config_to_js,
@@ -188,3 +191,35 @@ def test_rollback_argument_converts_output_and_ctx(fake_rpc: list[tuple[str, Any
     assert rollback_argument(js_arg) == RollbackArgument([1], CTX, error, "charge-2")
     assert fake_rpc == [("to_py", [1]), ("to_py", CTX)]
     assert "js" not in sys.modules and "pyodide" not in sys.modules
+
+
+async def test_concurrent_calls_reach_the_engine_in_call_order(
+        fake_rpc: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first call's rollback options await the SDK's workflows.js module; the second call
+    # (no options) must still reach the JS step after it: the engine counts by arrival.
+    async def slow_module() -> Any:
+        await asyncio.sleep(0.01)
+        return SimpleNamespace(wrapWorkflowStepCallback=lambda proxy: proxy)
+
+    ffi = SimpleNamespace(create_proxy=lambda f: f, to_js=lambda d, dict_converter: d)
+    monkeypatch.setattr(_pyodide, "_ffi", lambda: (ffi, SimpleNamespace(Object=SimpleNamespace(
+        fromEntries=dict))))
+    monkeypatch.setattr(_pyodide, "_workflows_js_module", slow_module)
+    issued: list[str] = []
+
+    async def answer(name: str) -> str:
+        return name
+
+    def do(name: str, *args: Any) -> Any:
+        issued.append(name)
+        return answer(name)
+
+    backend = _pyodide.PyodideStepBackend(SimpleNamespace(do=do))
+
+    async def body(ctx: Any) -> None: ...
+
+    async def handler(rb: Any) -> None: ...
+
+    first = StepCall("a", body, rollback=RollbackOptions(handler))
+    assert await asyncio.gather(backend.do(first), backend.do(StepCall("b", body))) == ["a", "b"]
+    assert issued == ["a", "b"]

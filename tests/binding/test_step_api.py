@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -36,6 +37,8 @@ async def test_decorator_runs_only_when_awaited(emu: Emulator) -> None:
             ran.append("a")
             return 1
 
+        for _ in range(3):  # unlike the call form, it has not started
+            await asyncio.sleep(0)
         assert ran == []
         return await a()
 
@@ -150,7 +153,7 @@ async def test_rollback_attach_with_config_and_twice_is_rejected(emu: Emulator) 
         async def x() -> int:
             return 1
 
-        @x.rollback(config={"retries": {"limit": 0}})
+        @x.rollback(config={"retries": {"limit": 0, "delay": 0}})
         async def undo(rb: Any) -> None:
             pass
 
@@ -169,7 +172,7 @@ async def test_rollback_attach_with_config_and_twice_is_rejected(emu: Emulator) 
         ({"rollback": "not callable"}, 'Rollback for "s" must be a function'),
         ({"rollback": lambda rb: None, "rollback_config": {"sensitive": "output"}},
          'Rollback config for "s" is in a invalid format'),
-        ({"config": {"retries": {"limit": -1}}}, 'Step config for "s" is in a invalid format'),
+        ({"config": {"retries": {"limit": -1, "delay": 0}}}, 'Step config for "s" is in a invalid format'),
         ({"rollback_config": {"timeout": 1000}}, 'Rollback for "s" must be a function'),
     ],
 )
@@ -216,7 +219,7 @@ async def test_errors_crossing_step_do_keep_type_only_for_three_kinds(emu: Emula
             def boom(ctx: Any, e: BaseException = exc) -> None:
                 raise e
             try:
-                await step.do(name, boom, config={"retries": {"limit": 0}})
+                await step.do(name, boom, config={"retries": {"limit": 0, "delay": 0}})
             except Exception as caught:
                 got[name] = [type(caught).__name__, str(caught)]
         return got

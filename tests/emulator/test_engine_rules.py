@@ -200,7 +200,7 @@ async def test_replay_returns_cached_outputs_and_reraises_cached_errors(tmp_path
         a = await step.do("a", lambda: calls.append("a") or "A")
         try:
             await step.do("b", lambda: calls.append("b") or (_ for _ in ()).throw(
-                ValueError("b failed")), config={"retries": {"limit": 0}})
+                ValueError("b failed")), config={"retries": {"limit": 0, "delay": 0}})
         except ValueError as exc:
             caught = str(exc)
         await step.sleep("nap", "1 day")

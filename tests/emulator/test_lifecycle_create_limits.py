@@ -77,7 +77,7 @@ async def test_params_that_are_not_json_are_rejected(emu: Emulator) -> None:
 async def test_step_output_over_one_mib_fails_the_step_clearly(emu: Emulator) -> None:
     class Big(WorkflowEntrypoint):
         async def run(self, event, step):
-            return await step.do("big", lambda: "z" * (1 << 20), config={"retries": {"limit": 0}})
+            return await step.do("big", lambda: "z" * (1 << 20), config={"retries": {"limit": 0, "delay": 0}})
 
     inst = await emu.workflow(Big, name="big").create(id="b1")
     status = await inst.wait(timeout=10)

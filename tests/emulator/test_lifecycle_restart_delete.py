@@ -94,7 +94,7 @@ async def test_restart_of_an_errored_instance_clears_error_and_rollback(emu: Emu
                     raise ValueError("first time fails")
                 return 2
 
-            return await step.do("b", maybe_fail, config={"retries": {"limit": 0}})
+            return await step.do("b", maybe_fail, config={"retries": {"limit": 0, "delay": 0}})
 
     inst = await emu.workflow(FailsOnce, name="fails-once").create(id="f1")
     status = await inst.wait(timeout=10)

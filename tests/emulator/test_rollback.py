@@ -37,7 +37,7 @@ async def test_reverse_start_order_and_failed_step_gets_none(emu: Emulator) -> N
         for name in ("a", "b", "c"):
             await step.do(name, lambda n=name: f"{n}-out", rollback=recorder(log, name))
         await step.do("d", lambda: 1)  # no handler: skipped
-        await step.do("boom", _raise(ValueError("nope")), config={"retries": {"limit": 0}},
+        await step.do("boom", _raise(ValueError("nope")), config={"retries": {"limit": 0, "delay": 0}},
                       rollback=recorder(log, "boom"))
 
     status, inst = await run(emu, body)
@@ -94,7 +94,7 @@ async def test_caught_error_never_triggers_rollback(emu: Emulator) -> None:
     async def body(event: Any, step: Any) -> Any:
         await step.do("a", lambda: 1, rollback=recorder(log, "a"))
         try:
-            await step.do("b", _raise(ValueError("x")), config={"retries": {"limit": 0}},
+            await step.do("b", _raise(ValueError("x")), config={"retries": {"limit": 0, "delay": 0}},
                           rollback=recorder(log, "b"))
         except ValueError:
             pass
@@ -138,7 +138,7 @@ async def test_handler_uses_rollback_config_not_forward_config(emu: Emulator) ->
             raise RuntimeError("refund service down")
 
     async def body(event: Any, step: Any) -> Any:
-        await step.do("pay", lambda: "p", config={"retries": {"limit": 0}}, rollback=handler,
+        await step.do("pay", lambda: "p", config={"retries": {"limit": 0, "delay": 0}}, rollback=handler,
                       rollback_config={"retries": {"limit": 2, "delay": "1 second",
                                                    "backoff": "constant"}})
         raise RuntimeError("fail")
@@ -158,7 +158,7 @@ async def test_handler_without_rollback_config_uses_the_defaults(emu: Emulator) 
         raise RuntimeError("always")
 
     async def body(event: Any, step: Any) -> Any:
-        await step.do("pay", lambda: "p", config={"retries": {"limit": 0}}, rollback=handler)
+        await step.do("pay", lambda: "p", config={"retries": {"limit": 0, "delay": 0}}, rollback=handler)
         raise RuntimeError("fail")
 
     status, inst = await run(emu, body)

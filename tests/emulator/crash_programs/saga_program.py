@@ -82,7 +82,7 @@ class ForwardCrashLastAttempt(WorkflowEntrypoint):
     async def run(self, event, step):
         await step.do("a", forward("a"), rollback=handler("a"))
         await step.do("b", forward("b", crash_first=True), rollback=handler("b"),
-                      config={"retries": {"limit": 0}})
+                      config={"retries": {"limit": 0, "delay": 0}})
         await step.do("c", forward("c"), rollback=handler("c"))
 
 
@@ -165,7 +165,7 @@ class RollbackCrashNoRetry(WorkflowEntrypoint):
     async def run(self, event, step):
         await step.do("a", forward("a"), rollback=handler("a"))
         await step.do("b", forward("b"), rollback=handler("b", crash_first=True),
-                      rollback_config={"retries": {"limit": 0}})
+                      rollback_config={"retries": {"limit": 0, "delay": 0}})
         await step.do("c", forward("c"), rollback=handler("c"))
         raise RuntimeError("plain failure after the steps")
 
