@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 import pytest
-
 from conf_support import count, make
+
 from workflows_emulator import Emulator
 from workflows_saga import NonRetryableError
 
@@ -22,7 +22,8 @@ async def run(emu: Emulator, body: Any, id: str) -> tuple[dict[str, Any], Any]:
 
 
 async def test_should_provide_attempt_count_1_on_first_successful_attempt(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/context.test.ts: "Context > should provide attempt count 1 on first successful attempt"."""
+    """workers-sdk packages/workflows-shared/tests/context.test.ts:
+    "Context > should provide attempt count 1 on first successful attempt"."""
     received: list[int] = []
 
     async def body(event: Any, step: Any) -> Any:
@@ -38,7 +39,8 @@ async def test_should_provide_attempt_count_1_on_first_successful_attempt(emu: E
 
 
 async def test_should_provide_attempt_count_to_callback(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/context.test.ts: "Context > should provide attempt count to callback"."""
+    """workers-sdk packages/workflows-shared/tests/context.test.ts:
+    "Context > should provide attempt count to callback"."""
     received: list[int] = []
 
     async def body(event: Any, step: Any) -> Any:
@@ -48,13 +50,14 @@ async def test_should_provide_attempt_count_to_callback(emu: Emulator) -> None:
 
         return await step.do("retrying step", cb, config={"retries": {"limit": 2, "delay": 0}})
 
-    status, inst = await run(emu, body, "MOCK-INSTANCE-ID-RETRY")
+    _, inst = await run(emu, body, "MOCK-INSTANCE-ID-RETRY")
     assert count(inst, "WORKFLOW_FAILURE") == 1
     assert received == [1, 2, 3]
 
 
 async def test_should_wait_for_retry_delays_by_default(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/context.test.ts: "Context > should wait for retry delays by default".
+    """workers-sdk packages/workflows-shared/tests/context.test.ts:
+    "Context > should wait for retry delays by default".
 
     The source measures real time (>= 900 ms); the port reads the virtual clock's log."""
 
@@ -72,7 +75,8 @@ async def test_should_wait_for_retry_delays_by_default(emu: Emulator) -> None:
 
 
 async def test_should_skip_retry_delays_when_disable_retry_delays_is_set(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/context.test.ts: "Context > should skip retry delays when disableRetryDelays is set".
+    """workers-sdk packages/workflows-shared/tests/context.test.ts:
+    "Context > should skip retry delays when disableRetryDelays is set".
 
     The emulator's virtual clock stands in for the disableRetryDelays modifier: the retries
     run without waiting 10 real seconds each."""
@@ -91,7 +95,8 @@ async def test_should_skip_retry_delays_when_disable_retry_delays_is_set(emu: Em
 
 
 async def test_should_provide_step_name_and_count_in_context(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/context.test.ts: "Context > should provide step name and count in context"."""
+    """workers-sdk packages/workflows-shared/tests/context.test.ts:
+    "Context > should provide step name and count in context"."""
     received: list[Any] = []
 
     async def body(event: Any, step: Any) -> Any:
@@ -103,7 +108,8 @@ async def test_should_provide_step_name_and_count_in_context(emu: Emulator) -> N
 
 
 async def test_should_increment_step_count_for_steps_with_the_same_name(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/context.test.ts: "Context > should increment step count for steps with the same name"."""
+    """workers-sdk packages/workflows-shared/tests/context.test.ts:
+    "Context > should increment step count for steps with the same name"."""
     received: list[Any] = []
 
     async def body(event: Any, step: Any) -> str:
@@ -125,7 +131,8 @@ async def test_should_increment_step_count_for_steps_with_the_same_name(emu: Emu
     "deliberate difference: the default retry delay is 10000 ms as Cloudflare's docs say "
     "(reference section 10.1); the local engine uses DEFAULT_RETRY_DELAY_MS = 1000"))
 async def test_should_provide_resolved_config_with_defaults_in_context(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/context.test.ts: "Context > should provide resolved config with defaults in context"."""
+    """workers-sdk packages/workflows-shared/tests/context.test.ts:
+    "Context > should provide resolved config with defaults in context"."""
     received: list[Any] = []
 
     async def body(event: Any, step: Any) -> Any:
@@ -140,7 +147,8 @@ async def test_should_provide_resolved_config_with_defaults_in_context(emu: Emul
 
 async def test_should_provide_resolved_config_with_user_overrides_merged_in_context(
         emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/context.test.ts: "Context > should provide resolved config with user overrides merged in context"."""
+    """workers-sdk packages/workflows-shared/tests/context.test.ts:
+    "Context > should provide resolved config with user overrides merged in context"."""
     received: list[Any] = []
 
     async def body(event: Any, step: Any) -> Any:
@@ -155,7 +163,8 @@ async def test_should_provide_resolved_config_with_user_overrides_merged_in_cont
 
 
 async def test_should_not_allow_user_callback_to_mutate_engine_retry_config(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/context.test.ts: "Context > should not allow user callback to mutate engine retry config"."""
+    """workers-sdk packages/workflows-shared/tests/context.test.ts:
+    "Context > should not allow user callback to mutate engine retry config"."""
     received: list[int] = []
 
     async def body(event: Any, step: Any) -> Any:
@@ -179,7 +188,8 @@ async def test_should_not_allow_user_callback_to_mutate_engine_retry_config(emu:
     "step holds the real output, not \"[REDACTED]\""))
 async def test_should_redact_a_sensitive_steps_output_in_logs_while_passing_the_real_value_downstream(
         emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/context.test.ts: "Sensitive step output > should redact a sensitive step's output in logs while passing the real value downstream"."""
+    """workers-sdk packages/workflows-shared/tests/context.test.ts:
+    "should redact a sensitive step's output in logs while passing the real value downstream"."""
     downstream: list[Any] = []
 
     async def body(event: Any, step: Any) -> None:
@@ -200,7 +210,8 @@ async def test_should_redact_a_sensitive_steps_output_in_logs_while_passing_the_
     "the local engine's waitForStepResult gives \"[REDACTED]\""))
 async def test_should_redact_a_sensitive_steps_output_from_wait_for_step_result(
         emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/context.test.ts: "Sensitive step output > should redact a sensitive step's output from waitForStepResult".
+    """workers-sdk packages/workflows-shared/tests/context.test.ts:
+    "Sensitive step output > should redact a sensitive step's output from waitForStepResult".
 
     The emulator's inspection of a step's stored result is ``inst.steps()``."""
 
@@ -214,7 +225,8 @@ async def test_should_redact_a_sensitive_steps_output_from_wait_for_step_result(
 
 
 async def test_should_not_redact_a_sensitive_steps_error(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/context.test.ts: "Sensitive step output > should not redact a sensitive step's error"."""
+    """workers-sdk packages/workflows-shared/tests/context.test.ts:
+    "Sensitive step output > should not redact a sensitive step's error"."""
 
     async def body(event: Any, step: Any) -> None:
         async def cb() -> None:

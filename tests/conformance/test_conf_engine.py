@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conf_support import Gate, count, first, make
+
 from workflows_emulator import Emulator
 from workflows_saga import NonRetryableError
 
@@ -20,7 +20,8 @@ async def start(emu: Emulator, body: Any, id: str = "i-1", name: str = "test-wor
 
 
 async def test_should_not_retry_after_non_retryable_error(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "should not retry after NonRetryableError is thrown"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "should not retry after NonRetryableError is thrown"."""
 
     async def body(event: Any, step: Any) -> None:
         async def cb() -> None:
@@ -38,7 +39,8 @@ async def test_should_not_retry_after_non_retryable_error(emu: Emulator) -> None
     "pending fix (issue 9 item b): Emulator() takes no compatibility_flags, so the "
     "workflows_preserve_non_retryable_error_message flag cannot be set"))
 async def test_should_preserve_non_retryable_error_message_when_compat_flag_is_enabled() -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "should preserve NonRetryableError message when compat flag is enabled"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "should preserve NonRetryableError message when compat flag is enabled"."""
 
     async def body(event: Any, step: Any) -> None:
         async def cb() -> None:
@@ -57,7 +59,8 @@ async def test_should_preserve_non_retryable_error_message_when_compat_flag_is_e
 
 
 async def test_should_not_error_out_if_step_fails_but_is_try_catched(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "should not error out if step fails but is try-catched"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "should not error out if step fails but is try-catched"."""
 
     async def body(event: Any, step: Any) -> str:
         async def cb() -> None:
@@ -78,7 +81,8 @@ async def test_should_not_error_out_if_step_fails_but_is_try_catched(emu: Emulat
 
 
 async def test_applies_a_dynamic_delay_function_and_succeeds_after_retries(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "applies a dynamic delay function and succeeds after retries"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "applies a dynamic delay function and succeeds after retries"."""
     attempts = 0
 
     async def body(event: Any, step: Any) -> str:
@@ -106,7 +110,8 @@ async def test_applies_a_dynamic_delay_function_and_succeeds_after_retries(emu: 
     "name NonRetryableDelayError into the message; the emulator keeps the message as thrown "
     "('The delay function for step \"broken-delay-step-1\" threw an error: delay boom')"))
 async def test_fails_non_retryably_when_the_delay_function_throws(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "fails non-retryably when the delay function throws"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "fails non-retryably when the delay function throws"."""
 
     def throwing_delay(_input: Any) -> int:
         raise Exception("delay boom")
@@ -130,7 +135,8 @@ async def test_fails_non_retryably_when_the_delay_function_throws(emu: Emulator)
 
 async def test_omits_delay_from_ctx_config_for_a_dynamic_delay_but_includes_it_for_a_static_delay(
         emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "omits delay from ctx.config for a dynamic delay but includes it for a static delay"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "omits delay from ctx.config for a dynamic delay but includes it for a static delay"."""
     configs: dict[str, Any] = {}
 
     def body_for(label: str, delay: Any) -> Any:
@@ -160,7 +166,8 @@ async def test_omits_delay_from_ctx_config_for_a_dynamic_delay_but_includes_it_f
     "pending fix (issue 9 item c): a workflow that returns the received event (its "
     "timestamp is a datetime) does not serialise as the workflow's output"))
 async def test_wait_for_event_should_receive_events_while_active(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "waitForEvent should receive events while active"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "waitForEvent should receive events while active"."""
 
     async def body(event: Any, step: Any) -> Any:
         return await step.wait_for_event("i'm a event!", "event-type-1", timeout="10 seconds")
@@ -179,7 +186,8 @@ async def test_wait_for_event_should_receive_events_while_active(emu: Emulator) 
     "pending fix (issue 9 item c): a workflow that returns the received event (its "
     "timestamp is a datetime) does not serialise as the workflow's output"))
 async def test_wait_for_event_should_receive_events_even_if_not_active(tmp_path: Path) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "waitForEvent should receive events even if not active"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "waitForEvent should receive events even if not active"."""
 
     async def body(event: Any, step: Any) -> Any:
         return await step.wait_for_event("i'm a event!", "event-type-1", timeout="10 seconds")
@@ -206,7 +214,8 @@ async def test_wait_for_event_should_receive_events_even_if_not_active(tmp_path:
     "requires at least 1 second); the local engine accepts it"))
 async def test_wait_for_event_should_not_deliver_events_to_timed_out_events_with_the_same_type(
         emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "waitForEvent should not deliver events to timed-out events with the same type"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "waitForEvent should not deliver events to timed-out events with the same type"."""
 
     async def body(event: Any, step: Any) -> Any:
         results = []
@@ -245,7 +254,8 @@ async def test_wait_for_event_should_not_deliver_events_to_timed_out_events_with
 
 @pytest.mark.workflows_emulator(step_limit=3)
 async def test_step_limits_should_enforce_step_limit_when_exceeded(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "step limits > should enforce step limit when exceeded"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "step limits > should enforce step limit when exceeded"."""
 
     async def body(event: Any, step: Any) -> None:
         for i in range(4):
@@ -259,7 +269,8 @@ async def test_step_limits_should_enforce_step_limit_when_exceeded(emu: Emulator
 
 @pytest.mark.workflows_emulator(step_limit=3)
 async def test_step_limits_should_succeed_when_steps_are_exactly_at_the_limit(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "step limits > should succeed when steps are exactly at the limit"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "step limits > should succeed when steps are exactly at the limit"."""
 
     async def body(event: Any, step: Any) -> str:
         for i in range(3):
@@ -274,7 +285,8 @@ async def test_step_limits_should_succeed_when_steps_are_exactly_at_the_limit(em
 
 async def test_step_limits_should_use_default_step_limit_when_no_limit_is_configured(
         emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "step limits > should use DEFAULT_STEP_LIMIT when no limit is configured"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "step limits > should use DEFAULT_STEP_LIMIT when no limit is configured"."""
     assert emu.step_limit == 10_000  # DEFAULT_STEP_LIMIT = 10_000 in src/engine.ts
 
 
@@ -314,7 +326,8 @@ async def _to_status(emu: Emulator, status: str, id: str) -> Any:
 @pytest.mark.parametrize("finite_status", ["complete", "errored", "terminated"])
 async def test_lifecycle_should_throw_when_calling_terminate_on_instance_in_finite_state(
         emu: Emulator, finite_status: str) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "lifecycle methods > should throw when calling terminate on instance in finite state: %s"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "lifecycle methods > should throw when calling terminate on instance in finite state: %s"."""
     got = await _to_status(emu, finite_status, f"TERMINATE-{finite_status}-INSTANCE")
     inst = got[0] if isinstance(got, tuple) else got
     with pytest.raises(Exception, match="Cannot terminate instance since its on a finite state"):
@@ -337,7 +350,8 @@ _RESTART_F = pytest.mark.xfail(strict=True, reason=(
 ])
 async def test_lifecycle_should_restart_workflow_from_status(
         emu: Emulator, initial_status: str) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "lifecycle methods > should restart workflow from status: %s"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "lifecycle methods > should restart workflow from status: %s"."""
     runs = 0
 
     async def body(event: Any, step: Any) -> str:
@@ -378,7 +392,8 @@ async def test_lifecycle_should_restart_workflow_from_status(
 
 async def test_lifecycle_should_restart_from_a_specific_step_and_preserve_earlier_results(
         emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "lifecycle methods > should restart from a specific step and preserve earlier results"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "lifecycle methods > should restart from a specific step and preserve earlier results"."""
     calls: list[str] = []
 
     async def body(event: Any, step: Any) -> Any:
@@ -398,7 +413,8 @@ async def test_lifecycle_should_restart_from_a_specific_step_and_preserve_earlie
 
 
 async def test_lifecycle_should_default_restart_from_step_type_to_step_do(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "lifecycle methods > should default restart from step type to step.do"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "lifecycle methods > should default restart from step type to step.do"."""
 
     async def body(event: Any, step: Any) -> Any:
         setup = await step.do("setup", lambda: str(uuid.uuid4()))
@@ -419,7 +435,8 @@ async def test_lifecycle_should_default_restart_from_step_type_to_step_do(emu: E
 
 
 async def test_lifecycle_should_throw_when_restarting_from_a_non_existing_step(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "lifecycle methods > should throw when restarting from a non-existing step"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "lifecycle methods > should throw when restarting from a non-existing step"."""
 
     async def body(event: Any, step: Any) -> str:
         await step.do("step-a", lambda: "result-a")
@@ -432,7 +449,8 @@ async def test_lifecycle_should_throw_when_restarting_from_a_non_existing_step(e
 
 
 async def test_lifecycle_should_pause_after_in_flight_step_do_finishes(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "lifecycle methods > should pause after in-flight step.do finishes"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "lifecycle methods > should pause after in-flight step.do finishes"."""
     gate = Gate()
 
     async def body(event: Any, step: Any) -> str:
@@ -452,7 +470,8 @@ async def test_lifecycle_should_pause_after_in_flight_step_do_finishes(emu: Emul
 
 async def test_lifecycle_should_pause_after_multiple_concurrent_in_flight_step_dos_finish(
         emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "lifecycle methods > should pause after multiple concurrent in-flight step.dos finish"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "lifecycle methods > should pause after multiple concurrent in-flight step.dos finish"."""
     gate_a, gate_b = Gate(), Gate()
 
     async def body(event: Any, step: Any) -> Any:
@@ -477,7 +496,8 @@ async def test_lifecycle_should_pause_after_multiple_concurrent_in_flight_step_d
 
 async def test_lifecycle_should_unblock_concurrent_steps_blocked_when_resume_cancels_pending_pause(
         emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "lifecycle methods > should unblock concurrent steps blocked when resume cancels pending pause"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "lifecycle methods > should unblock concurrent steps blocked when resume cancels pending pause"."""
     gate = Gate()
 
     async def body(event: Any, step: Any) -> Any:
@@ -502,7 +522,8 @@ async def test_lifecycle_should_unblock_concurrent_steps_blocked_when_resume_can
 
 async def test_lifecycle_should_pause_during_a_step_sleep_then_resume_and_complete(
         emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "lifecycle methods > should pause during a step.sleep, then resume and complete"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "lifecycle methods > should pause during a step.sleep, then resume and complete"."""
 
     async def body(event: Any, step: Any) -> str:
         await step.do("first-step", lambda: "first-done")
@@ -524,7 +545,8 @@ async def test_lifecycle_should_pause_during_a_step_sleep_then_resume_and_comple
 
 async def test_lifecycle_should_pause_during_a_wait_for_event_then_resume_and_complete(
         emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "lifecycle methods > should pause during a waitForEvent, then resume and complete"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "lifecycle methods > should pause during a waitForEvent, then resume and complete"."""
 
     async def body(event: Any, step: Any) -> str:
         await step.do("first-step", lambda: "first-done")
@@ -546,7 +568,8 @@ async def test_lifecycle_should_pause_during_a_wait_for_event_then_resume_and_co
 
 async def test_lifecycle_should_transition_waiting_for_pause_to_paused_on_init_entry(
         tmp_path: Path) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "lifecycle methods > should transition WaitingForPause to Paused on init() entry"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "lifecycle methods > should transition WaitingForPause to Paused on init() entry"."""
     gate = Gate()
 
     async def body(event: Any, step: Any) -> str:

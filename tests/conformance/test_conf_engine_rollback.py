@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conf_support import Gate, count, first, make, targets
+
 from workflows_emulator import Emulator
 from workflows_saga import RollbackContext
 
@@ -32,7 +32,8 @@ async def run(emu: Emulator, body: Any, id: str) -> Any:
 
 
 async def test_runs_rollback_fns_in_lifo_order_on_workflow_failure(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "Rollback > runs rollback fns in LIFO order on workflow failure"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "Rollback > runs rollback fns in LIFO order on workflow failure"."""
 
     async def body(event: Any, step: Any) -> None:
         await step.do("step-1", lambda: "out-1", rollback=noop_rollback)
@@ -50,7 +51,8 @@ async def test_runs_rollback_fns_in_lifo_order_on_workflow_failure(emu: Emulator
     "pending fix (issue 9 item l): the call form step.do(name, cb) does not start until "
     "awaited, so the un-awaited first step never signals that it started"))
 async def test_runs_parallel_rollbacks_in_reverse_step_start_order(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "Rollback > runs parallel rollbacks in reverse step start order"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "Rollback > runs parallel rollbacks in reverse step start order"."""
     first_started = asyncio.Event()
     first_may_finish = asyncio.Event()
 
@@ -81,7 +83,8 @@ async def test_runs_parallel_rollbacks_in_reverse_step_start_order(emu: Emulator
 
 
 async def test_uses_rollback_config_when_executing_rollback(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "Rollback > uses rollbackConfig when executing rollback"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "Rollback > uses rollbackConfig when executing rollback"."""
     rollback_config = {"retries": {"limit": 0, "delay": 0, "backoff": "constant"},
                        "timeout": "30 seconds"}
 
@@ -96,7 +99,8 @@ async def test_uses_rollback_config_when_executing_rollback(emu: Emulator) -> No
 
 
 async def test_passes_rollback_context_to_rollback_fn(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "Rollback > passes rollback context to rollback fn".
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "Rollback > passes rollback context to rollback fn".
 
     JS ``new Error("boom")`` is Python's ``Exception("boom")``: its name is the class name."""
 
@@ -120,7 +124,8 @@ async def test_passes_rollback_context_to_rollback_fn(emu: Emulator) -> None:
 
 
 async def test_runs_rollback_for_failed_step(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "Rollback > runs rollback for failed step"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "Rollback > runs rollback for failed step"."""
 
     async def check(rb: RollbackContext[Any]) -> None:
         if (
@@ -144,7 +149,8 @@ async def test_runs_rollback_for_failed_step(emu: Emulator) -> None:
 
 
 async def test_only_runs_rollbacks_for_steps_with_a_registered_fn(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "Rollback > only runs rollbacks for steps with a registered fn"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "Rollback > only runs rollbacks for steps with a registered fn"."""
 
     async def body(event: Any, step: Any) -> None:
         await step.do("plain-step", lambda: "v1")
@@ -158,7 +164,8 @@ async def test_only_runs_rollbacks_for_steps_with_a_registered_fn(emu: Emulator)
 
 
 async def test_stops_at_the_first_failing_rollback_and_logs_rollback_failed(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "Rollback > stops at the first failing rollback and logs ROLLBACK_FAILED"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "Rollback > stops at the first failing rollback and logs ROLLBACK_FAILED"."""
 
     async def failing(rb: RollbackContext[Any]) -> None:
         raise Exception("rollback-boom")
@@ -178,7 +185,8 @@ async def test_stops_at_the_first_failing_rollback_and_logs_rollback_failed(emu:
 
 
 async def test_runs_rollback_when_terminate_requests_it(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "Rollback > runs rollback when terminate requests it"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "Rollback > runs rollback when terminate requests it"."""
 
     async def body(event: Any, step: Any) -> None:
         await step.do("setup-resource", lambda: "resource-id", rollback=noop_rollback)
@@ -214,7 +222,8 @@ async def _until_waiting(emu: Emulator, inst: Any) -> None:
 
 async def test_replays_cached_steps_before_terminate_rollback_when_registry_is_empty(
         tmp_path: Path) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "Rollback > replays cached steps before terminate rollback when registry is empty"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "Rollback > replays cached steps before terminate rollback when registry is empty"."""
 
     async def body(event: Any, step: Any) -> None:
         await step.do("setup-resource", lambda: "resource-id", rollback=noop_rollback)
@@ -229,7 +238,8 @@ async def test_replays_cached_steps_before_terminate_rollback_when_registry_is_e
 
 async def test_replays_started_unfinished_steps_before_terminate_rollback_when_registry_is_empty(
         tmp_path: Path) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "Rollback > replays started unfinished steps before terminate rollback when registry is empty"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "Rollback > replays started unfinished steps before terminate rollback when registry is empty"."""
     gate = Gate()
 
     async def body(event: Any, step: Any) -> None:
@@ -249,7 +259,8 @@ async def test_replays_started_unfinished_steps_before_terminate_rollback_when_r
 
 async def test_fails_terminate_rollback_when_replay_cannot_rebuild_an_eligible_handler(
         tmp_path: Path) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "Rollback > fails terminate rollback when replay cannot rebuild an eligible handler"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "Rollback > fails terminate rollback when replay cannot rebuild an eligible handler"."""
 
     async def body(event: Any, step: Any) -> None:
         await step.do("branchy-setup", lambda: "resource-id", rollback=noop_rollback)
@@ -269,7 +280,8 @@ async def test_fails_terminate_rollback_when_replay_cannot_rebuild_an_eligible_h
 
 async def test_replays_cached_failed_steps_before_terminate_rollback_when_registry_is_empty(
         tmp_path: Path) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "Rollback > replays cached failed steps before terminate rollback when registry is empty"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "Rollback > replays cached failed steps before terminate rollback when registry is empty"."""
 
     async def body(event: Any, step: Any) -> None:
         async def cb() -> None:
@@ -291,7 +303,8 @@ async def test_replays_cached_failed_steps_before_terminate_rollback_when_regist
 
 async def test_omits_dynamic_delay_from_rollback_ctx_config_on_cached_error_replay(
         tmp_path: Path) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "Rollback > omits dynamic delay from rollback ctx.config on cached-error replay"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "Rollback > omits dynamic delay from rollback ctx.config on cached-error replay"."""
 
     async def check(rb: RollbackContext[Any]) -> None:
         if "delay" in rb.ctx["config"]["retries"]:
@@ -315,7 +328,8 @@ async def test_omits_dynamic_delay_from_rollback_ctx_config_on_cached_error_repl
 
 
 async def test_runs_terminate_rollback_while_paused_with_an_empty_registry(tmp_path: Path) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "Rollback > runs terminate rollback while paused with an empty registry"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "Rollback > runs terminate rollback while paused with an empty registry"."""
 
     async def body(event: Any, step: Any) -> None:
         await step.do("setup-resource", lambda: "resource-id", rollback=noop_rollback)
@@ -333,7 +347,8 @@ async def test_runs_terminate_rollback_while_paused_with_an_empty_registry(tmp_p
 
 
 async def test_does_not_run_rollback_when_workflow_succeeds(emu: Emulator) -> None:
-    """workers-sdk packages/workflows-shared/tests/engine.test.ts: "Rollback > does not run rollback when workflow succeeds"."""
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "Rollback > does not run rollback when workflow succeeds"."""
 
     async def body(event: Any, step: Any) -> str:
         await step.do("a", lambda: "ok", rollback=noop_rollback)
