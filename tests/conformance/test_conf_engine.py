@@ -249,6 +249,32 @@ async def test_wait_for_event_should_not_deliver_events_to_timed_out_events_with
     ]
 
 
+async def test_should_restore_state_from_storage_when_account_id_is_undefined(
+        tmp_path: Path) -> None:
+    """workers-sdk packages/workflows-shared/tests/engine.test.ts:
+    "should restore state from storage when accountId is undefined".
+
+    The source aborts a running engine and reads the restarted one (whose in-memory init
+    arguments are gone); the port stops the emulator mid-step and opens a new one."""
+    gate = Gate()
+
+    async def body(event: Any, step: Any) -> str:
+        await step.do("held", lambda: gate("x"))
+        return "test"
+
+    cls = make(body)
+    async with Emulator(tmp_path / "state") as emu:
+        await emu.workflow(cls, name="test-workflow").create(id="RESTORE-TEST-INSTANCE")
+        await gate.until_entered()
+    async with Emulator(tmp_path / "state") as emu:
+        inst = await emu.workflow(cls, name="test-workflow").get("RESTORE-TEST-INSTANCE")
+        await emu.settle()
+        assert (await inst.status())["status"] == "running"
+        assert count(inst, "WORKFLOW_START") >= 1
+        gate.release.set()
+        assert (await inst.wait(timeout=10))["output"] == "test"
+
+
 # -- step limits ------------------------------------------------------------------------------
 
 
