@@ -123,8 +123,6 @@ async def test_instance_deletion_should_accept_a_cron_generated_instance_id(emu:
         await binding(emu, body).get(CRON_ID)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pending fix (issue 9 item h): an instance that deletes itself from run()"))
 async def test_instance_deletion_should_let_a_running_instance_delete_itself_and_stop_execution(
         emu: Emulator) -> None:
     """workers-sdk packages/workflows-shared/tests/binding.test.ts:

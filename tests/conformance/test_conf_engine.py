@@ -35,9 +35,6 @@ async def test_should_not_retry_after_non_retryable_error(emu: Emulator) -> None
     assert count(inst, "ATTEMPT_START") == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pending fix (issue 9 item b): Emulator() takes no compatibility_flags, so the "
-    "workflows_preserve_non_retryable_error_message flag cannot be set"))
 async def test_should_preserve_non_retryable_error_message_when_compat_flag_is_enabled() -> None:
     """workers-sdk packages/workflows-shared/tests/engine.test.ts:
     "should preserve NonRetryableError message when compat flag is enabled"."""
@@ -360,19 +357,14 @@ async def test_lifecycle_should_throw_when_calling_terminate_on_instance_in_fini
         await inst.terminate()
 
 
-_RESTART_F = pytest.mark.xfail(strict=True, reason=(
-    "pending fix (issue 9 item f): the restarted run logs WORKFLOW_RESTARTED but no "
-    "WORKFLOW_START"))
 
 
 @pytest.mark.parametrize("initial_status", [
-    pytest.param("complete", marks=_RESTART_F),
-    pytest.param("errored", marks=_RESTART_F),
-    pytest.param("terminated", marks=_RESTART_F),
-    pytest.param("running", marks=_RESTART_F),
-    pytest.param("paused", marks=pytest.mark.xfail(strict=True, reason=(
-        "pending fix (issue 9 item g): a pause requested while the last step runs ends "
-        "complete instead of paused (the restart then also needs item f)"))),
+    "complete",
+    "errored",
+    "terminated",
+    "running",
+    "paused",
 ])
 async def test_lifecycle_should_restart_workflow_from_status(
         emu: Emulator, initial_status: str) -> None:

@@ -12,7 +12,6 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conf_support import Gate, count, first, make, targets
 
 from workflows_emulator import Emulator
@@ -47,9 +46,6 @@ async def test_runs_rollback_fns_in_lifo_order_on_workflow_failure(emu: Emulator
     assert count(inst, "ROLLBACK_FAILED") == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pending fix (issue 9 item l): the call form step.do(name, cb) does not start until "
-    "awaited, so the un-awaited first step never signals that it started"))
 async def test_runs_parallel_rollbacks_in_reverse_step_start_order(emu: Emulator) -> None:
     """workers-sdk packages/workflows-shared/tests/engine.test.ts:
     "Rollback > runs parallel rollbacks in reverse step start order"."""

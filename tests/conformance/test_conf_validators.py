@@ -29,9 +29,6 @@ _UNLISTED_ADDRESSABLE = pytest.mark.xfail(strict=True, reason=(
     "pending fix (issue 9, unlisted): get() checks ids with the create() rule (1-100 "
     "characters, no cron ids) instead of the addressable-id rule"))
 
-_PARTIAL_RETRIES = pytest.mark.xfail(strict=True, reason=(
-    "pending fix (issue 9 item e): a retries object without both limit and delay (and a "
-    "\"5 years\" timeout) is accepted; the local engine refuses the config"))
 
 
 async def _done(event: Any, step: Any) -> str:
@@ -169,10 +166,9 @@ async def test_step_name_validation_should_accept_valid_names(emu: Emulator, val
 
 
 @pytest.mark.parametrize("value", [
-    pytest.param({"timeout": "5 years", "retries": {"limit": 1}}, marks=_PARTIAL_RETRIES),
-    pytest.param({"timeout": "5 years", "retries": {"delay": 50}}, marks=_PARTIAL_RETRIES),
-    pytest.param({"timeout": "5 years", "retries": {"backoff": "exponential"}},
-                 marks=_PARTIAL_RETRIES),
+    {"timeout": "5 years", "retries": {"limit": 1}},
+    {"timeout": "5 years", "retries": {"delay": 50}},
+    {"timeout": "5 years", "retries": {"backoff": "exponential"}},
     {"timeout": "5 years",
      "retries": {"delay": "10 minutes", "limit": 5, "i-like-trains": "yes" * 100}},
     {"retries": {"limit": 3, "delay": "i like trains", "backoff": "constant"},
