@@ -29,7 +29,7 @@ from .compat import CURRENT, Compatibility
 from .instance_store import InstanceStore
 from .log_fold import StepRow
 from .records import FORWARD, ROLLBACK, StepEvents
-from .values import UnserialisableOutput, encode_step_output
+from .values import UnserialisableOutput, encode_step_output, loads
 
 DELAY_FUNCTION_TIMEOUT_S = 5.0
 INTERNAL_ERROR = ErrorRecord("WorkflowInternalError", "Attempt failed due to internal workflows error")
@@ -176,9 +176,9 @@ class AttemptRunner:
             with store.transaction():
                 now = clock.now_ms()
                 store.append(events.attempt_success, now, row, attempt=attempt)
-                store.append(events.step_success, now, row, data={"output": json.loads(encoded)},
+                store.append(events.step_success, now, row, data={"output": loads(encoded)},
                              text=f'{{"output": {encoded}}}')
-            return json.loads(encoded)
+            return loads(encoded)
 
     def recover_cut_off(self) -> None:
         """An attempt in flight when the process died counts as failed, and is retried.
@@ -298,7 +298,8 @@ class AttemptRunner:
 
     def _abort_unserialisable(self, row: StepRow, exc: UnserialisableOutput) -> None:
         attempt_err = ErrorRecord(
-            "WorkflowFatalError", f'Value returned from step "{row.name}" is not serialisable')
+            "WorkflowFatalError",
+            f'Value returned from step "{row.name}" is not serialisable ({exc})')
         now = self._clock.now_ms()
         with self._store.transaction():
             self._store.append(FORWARD.attempt_failure, now, row, attempt=row.attempts,

@@ -7,7 +7,6 @@ Nothing else in the emulator opens SQLite.
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EmulatorError
+from .values import dumps, loads
 
 _SAFE_NAME = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}$")
 
@@ -145,14 +145,14 @@ class DurableObjectStorage:
     def get(self, key: str, default: Any = None) -> Any:
         """The JSON value stored under ``key``, or ``default``."""
         row = self._conn.execute("SELECT value FROM _kv WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        return default if row is None else loads(row[0])
 
     def put(self, key: str, value: Any) -> None:
         """Store ``value`` (JSON-serialisable) under ``key``."""
         self._conn.execute(
             "INSERT INTO _kv (key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, json.dumps(value)),
+            (key, dumps(value)),
         )
 
     def put_many(self, entries: Mapping[str, Any]) -> None:
@@ -171,7 +171,7 @@ class DurableObjectStorage:
             "SELECT key, value FROM _kv WHERE substr(key, 1, ?) = ? ORDER BY key",
             (len(prefix), prefix),
         )
-        return {k: json.loads(v) for k, v in rows}
+        return {k: loads(v) for k, v in rows}
 
     def delete_all(self) -> None:
         """Erase every table of this object (as ``storage.deleteAll()``)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,7 @@ from .log_fold import StepRow, keys_from, step_key
 from .records import InstanceMeta, InstanceStatus, LogEvent, Phase
 from .rollback_runner import TERMINATED_ERROR, RollbackRunner
 from .step_backend import EngineStepBackend, HandlerRegistry
-from .values import encode_value, validate_event_type
+from .values import encode_value, loads, validate_event_type
 
 if TYPE_CHECKING:
     from .clock import Clock
@@ -215,7 +214,8 @@ class InstanceEngine:
         now = self.clock.now_ms()
         with self.store.transaction():
             self.store.forget(forget)
-            self._set_meta(status=S.QUEUED, error=None, output=None, rollback=None,
+            # Running at once, as Cloudflare's engine reports it (queued if no slot is free).
+            self._set_meta(status=S.RUNNING, error=None, output=None, rollback=None,
                            phase=Phase.FORWARD, trigger=None, terminating=False, ended=None,
                            pause_requested=False, paused_at=None, rollback_started=False)
             if forget is None:  # a new run: its log starts as a new instance's does
@@ -276,7 +276,7 @@ class InstanceEngine:
             except Exception as exc:  # an error escaping run(): terminal failure
                 await self._fail(exc)
                 return
-            self._finish(S.COMPLETE, LogEvent.WORKFLOW_SUCCESS, output=json.loads(encoded))
+            self._finish(S.COMPLETE, LogEvent.WORKFLOW_SUCCESS, output=loads(encoded))
         except InstanceGone:
             return  # deleted from inside its own run(): nothing is left to record
         except asyncio.CancelledError:

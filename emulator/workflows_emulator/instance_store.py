@@ -7,13 +7,13 @@ decoded in memory and JSON only here, at the storage boundary.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from .durable_object import DurableObjectNamespace, DurableObjectStorage
 from .log_fold import StepRow, fold, public_data
 from .records import InstanceMeta, LogEvent
+from .values import dumps, loads
 
 SCHEMA_VERSION = 1
 """The layout of an instance file (``PRAGMA user_version``); bump on any change to it."""
@@ -166,7 +166,7 @@ class InstanceStore:
         entry_id = self._next_id
         self._next_id += 1
         if text is None and data is not None:
-            text = json.dumps(data)
+            text = dumps(data)
         self._pending.append((entry_id, ts, str(event), key, label, attempt, text))
         touched = fold(self.rows, event, key, ts, attempt, data)
         self._on_append(entry_id, event, label, attempt, data, ts)
@@ -177,7 +177,7 @@ class InstanceStore:
         rows: dict[str, StepRow] = {}
         cur = self._storage.sql.exec("SELECT ts, event, key, attempt, data FROM log ORDER BY id")
         for ts, event, key, attempt, data in cur.raw():
-            fold(rows, event, key, ts, attempt, json.loads(data) if data else None)
+            fold(rows, event, key, ts, attempt, loads(data) if data else None)
         self.rows = rows
         return rows
 
@@ -205,7 +205,7 @@ class InstanceStore:
         return [
             {"id": r["id"], "timestamp": r["ts"], "event": r["event"], "step": r["step"],
              "attempt": r["attempt"],
-             "data": public_data(json.loads(r["data"]) if r["data"] else None)}
+             "data": public_data(loads(r["data"]) if r["data"] else None)}
             for r in rows
         ]
 
@@ -223,7 +223,7 @@ class InstanceStore:
             event_type).first()
         if got is None:
             return None
-        return got["id"], {"payload": json.loads(got["payload"]), "timestamp": got["ts"],
+        return got["id"], {"payload": loads(got["payload"]), "timestamp": got["ts"],
                            "type": event_type}
 
     def take_event(self, event_id: int) -> None:

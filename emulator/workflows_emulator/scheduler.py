@@ -8,7 +8,6 @@ when nothing more can happen without moving time, and moves the virtual clock th
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from .instance_index import InstanceIndex
 from .log_fold import public_data
 from .quiescence import has_ready_callbacks
 from .records import InstanceStatus
+from .values import dumps, loads
 
 if TYPE_CHECKING:
     from .engine import InstanceEngine
@@ -116,7 +116,7 @@ class Scheduler:
         if queues:
             entry = {"id": event_id, "timestamp": ts, "event": str(event), "step": step,
                      "attempt": attempt,
-                     "data": json.loads(json.dumps(public_data(data)))}  # no aliasing
+                     "data": loads(dumps(public_data(data)))}  # no aliasing
             for queue in queues:
                 queue.put_nowait(entry)
 

@@ -1,10 +1,15 @@
-"""What may cross the engine: JSON values up to 1 MiB, and valid ids, names and event types."""
+"""What may cross the engine: JSON values up to 1 MiB, and valid ids, names and event types.
+
+Values are stored as JSON. A ``datetime`` crosses as a JS ``Date`` does on Cloudflare (the
+Python SDK turns one into the other both ways): it is stored tagged, ``{"$date": epoch ms}``,
+comes back as a ``datetime``, and is shown as an ISO 8601 string.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import WorkflowError
@@ -27,14 +32,74 @@ class OutputTooLarge(Exception):
     workflows_error_name = "WorkflowInternalError"
 
 
+_DATE = "$date"
+
+
+def _tagged(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {_DATE: value.timestamp() * 1000.0}
+    raise TypeError(f"{type(value).__name__} cannot be sent over RPC")
+
+
+def _untagged(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and isinstance(obj.get(_DATE), int | float):
+        return datetime.fromtimestamp(obj[_DATE] / 1000.0)
+    return obj
+
+
+def dumps(value: Any) -> str:
+    """``value`` as stored JSON (datetimes tagged); `TypeError` / `ValueError` if it can't be."""
+    return json.dumps(value, allow_nan=False, default=_tagged)
+
+
+def loads(text: str | bytes) -> Any:
+    """A stored JSON value, datetimes restored."""
+    return json.loads(text, object_hook=_untagged)
+
+
+def shown(value: Any) -> Any:
+    """JSON's ``default`` for showing values to people and HTTP clients: a datetime as JS's
+    ``Date.toJSON()`` writes it; anything else as text."""
+    if isinstance(value, datetime):
+        moment = value.astimezone(UTC) if value.tzinfo else datetime.fromtimestamp(
+            value.timestamp(), UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return str(value)
+
+
+def fault(value: Any, where: str) -> str | None:
+    """Where in ``value`` the first thing that can't be stored is, and what it is."""
+    if isinstance(value, _NOT_RPC):
+        return f"{where} is of type {type(value).__name__}, which cannot be sent over RPC"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{where} has the key {key!r}: keys must be strings"
+            found = fault(item, f"{where}[{key!r}]")
+            if found:
+                return found
+        return None
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = fault(item, f"{where}[{i}]")
+            if found:
+                return found
+        return None
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return f"{where} is {value!r}, which JSON cannot hold"
+    if value is None or isinstance(value, str | int | float | bool | datetime):
+        return None
+    return f"{where} is of type {type(value).__name__}, which cannot be sent over RPC"
+
+
 def encode_step_output(value: Any, label: str) -> str:
     """``value`` as stored JSON, or `UnserialisableOutput` / `OutputTooLarge`."""
     if isinstance(value, _NOT_RPC):
         raise UnserialisableOutput(f"{type(value).__name__} cannot be sent over RPC.")
     try:
-        encoded = json.dumps(value, allow_nan=False)
+        encoded = dumps(value)
     except (TypeError, ValueError) as exc:
-        raise UnserialisableOutput(str(exc)) from exc
+        raise UnserialisableOutput(fault(value, "the output") or str(exc)) from exc
     if len(encoded) > MAX_VALUE_BYTES // 4 and len(encoded.encode()) > MAX_VALUE_BYTES:
         raise OutputTooLarge(f"Step {label} output is too large. Maximum allowed size is 1MiB.")
     return encoded
@@ -45,9 +110,10 @@ def encode_value(value: Any, *, what: str) -> str:
     if isinstance(value, _NOT_RPC):
         raise WorkflowError(f"{what}: {type(value).__name__} cannot be sent over RPC.")
     try:
-        encoded = json.dumps(value, allow_nan=False)
+        encoded = dumps(value)
     except (TypeError, ValueError) as exc:
-        raise WorkflowError(f"{what} is not JSON-serialisable: {exc}") from exc
+        raise WorkflowError(
+            f"{what} is not serialisable: {fault(value, what) or exc}") from exc
     if len(encoded.encode()) > MAX_VALUE_BYTES:
         raise WorkflowError(f"{what} is too large. Maximum allowed size is 1MiB.")
     return encoded
@@ -56,7 +122,7 @@ def encode_value(value: Any, *, what: str) -> str:
 def fresh(value: Any) -> Any:
     """A copy of a stored value that the caller may change without changing the record."""
     if isinstance(value, dict | list):
-        return json.loads(json.dumps(value))
+        return loads(dumps(value))
     return value
 
 

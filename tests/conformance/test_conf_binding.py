@@ -285,9 +285,6 @@ async def test_status_should_return_terminated_status_for_a_terminated_instance(
     assert status["status"] == "terminated"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pending fix (issue 9 item c): a workflow that returns the received event (its "
-    "timestamp is a datetime) does not serialise as the workflow's output"))
 async def test_send_event_should_deliver_event_payload_to_a_waiting_workflow(
         emu: Emulator) -> None:
     """workers-sdk packages/workflows-shared/tests/binding.test.ts:
@@ -348,9 +345,6 @@ async def test_terminate_should_terminate_a_running_workflow_instance(emu: Emula
     assert count(fresh, "STEP_START") == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pending fix (issue 9 item f): right after restart() status() is \"queued\"; the "
-    "local engine reports \"running\""))
 async def test_restart_should_restart_a_workflow_instance(emu: Emulator) -> None:
     """workers-sdk packages/workflows-shared/tests/binding.test.ts:
     "WorkflowHandle > restart() > should restart a workflow instance"."""

@@ -159,9 +159,6 @@ async def test_omits_delay_from_ctx_config_for_a_dynamic_delay_but_includes_it_f
     assert configs["static"]["retries"]["delay"] == 1234
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pending fix (issue 9 item c): a workflow that returns the received event (its "
-    "timestamp is a datetime) does not serialise as the workflow's output"))
 async def test_wait_for_event_should_receive_events_while_active(emu: Emulator) -> None:
     """workers-sdk packages/workflows-shared/tests/engine.test.ts:
     "waitForEvent should receive events while active"."""
@@ -179,9 +176,6 @@ async def test_wait_for_event_should_receive_events_while_active(emu: Emulator) 
     assert status["status"] == "complete"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pending fix (issue 9 item c): a workflow that returns the received event (its "
-    "timestamp is a datetime) does not serialise as the workflow's output"))
 async def test_wait_for_event_should_receive_events_even_if_not_active(tmp_path: Path) -> None:
     """workers-sdk packages/workflows-shared/tests/engine.test.ts:
     "waitForEvent should receive events even if not active"."""

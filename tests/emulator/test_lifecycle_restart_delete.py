@@ -261,7 +261,7 @@ async def test_a_full_restart_logs_a_new_run_as_cloudflare_s_engine_does(emu: Em
     inst = await emu.workflow(Fails, name="fails").create(id="r1")
     await inst.wait(timeout=10)
     await inst.restart()
-    assert (await inst.status())["status"] == "queued"
+    assert (await inst.status())["status"] == "running"
     assert [e["event"] for e in inst.events()] == ["WORKFLOW_QUEUED", "WORKFLOW_START"]
     await inst.wait(timeout=10)
     names = [e["event"] for e in inst.events()]

@@ -17,6 +17,7 @@ from ..devserver import run_dev
 from ..errors import EmulatorError
 from ..events import STATUSES
 from ..project import load_project
+from ..values import shown
 from .client import Call, CliError, run_command
 from .parser import build_parser
 from .render import (
@@ -59,7 +60,7 @@ async def _workflows(args: argparse.Namespace, call: Call) -> int:
 
 
 def _out(args: argparse.Namespace, result: Any, text: str) -> None:
-    print(json.dumps(result, indent=2, default=str) if args.json else text)
+    print(json.dumps(result, indent=2, default=shown) if args.json else text)
 
 
 def _path(name: str, *rest: str) -> str:

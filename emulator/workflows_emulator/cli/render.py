@@ -6,6 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+from ..values import shown
+
 STATUS_LABELS = {
     "complete": "✅ Completed", "errored": "❌ Errored", "paused": "⏸️ Paused",
     "queued": "⌛ Queued", "running": "▶ Running", "terminated": "🚫 Terminated",
@@ -167,5 +169,5 @@ def _attempt_rows(attempts: list[dict[str, Any]]) -> list[list[str]]:
 
 
 def _output(value: Any, limit: int) -> str:
-    text = json.dumps(value, default=str)
+    text = json.dumps(value, default=shown)
     return text if len(text) <= limit else text[:limit] + "[...output truncated]"

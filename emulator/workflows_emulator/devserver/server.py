@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ProjectConfigError
 from ..project import Project, Runtime, open_runtime
+from ..values import shown
 from ..workers_shim.http import Request, Response
 from .api_views import API_PREFIX, ApiResponse, InstanceApi
 from .http_transport import HttpResponse, HttpServer
@@ -86,7 +87,7 @@ class DevServer:
 def json_response(status: int, obj: Any) -> HttpResponse:
     """``obj`` as an ``application/json`` answer."""
     return HttpResponse(status, [("content-type", "application/json")],
-                        json.dumps(obj, default=str).encode())
+                        json.dumps(obj, default=shown).encode())
 
 
 def text_response(status: int, text: str) -> HttpResponse:
