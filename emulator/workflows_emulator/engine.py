@@ -456,5 +456,5 @@ class InstanceEngine:
 
     def step_rows(self) -> list[StepRow]:
         """Every step, forward and rollback, in start order (handlers after forward steps)."""
-        rows = list(self.store.rows.values())
+        rows = [row.shown() for row in self.store.rows.values()]
         return sorted(rows, key=lambda r: (r.kind == "rollback", r.seq, r.started_at or 0))

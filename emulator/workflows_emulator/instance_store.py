@@ -169,6 +169,8 @@ class InstanceStore:
             text = dumps(data)
         self._pending.append((entry_id, ts, str(event), key, label, attempt, text))
         touched = fold(self.rows, event, key, ts, attempt, data)
+        if touched is not None and touched.sensitive and data is not None and "output" in data:
+            data = public_data(data, touched)
         self._on_append(entry_id, event, label, attempt, data, ts)
         return touched
 
@@ -201,11 +203,13 @@ class InstanceStore:
     def entries(self, after: int = 0) -> list[dict[str, Any]]:
         """The log as dicts, oldest first (internal bookkeeping fields left out)."""
         rows = self._storage.sql.exec(
-            "SELECT id, ts, event, step, attempt, data FROM log WHERE id > ? ORDER BY id", after)
+            "SELECT id, ts, event, key, step, attempt, data FROM log WHERE id > ? ORDER BY id",
+            after)
+        steps = self.rows
         return [
             {"id": r["id"], "timestamp": r["ts"], "event": r["event"], "step": r["step"],
              "attempt": r["attempt"],
-             "data": public_data(loads(r["data"]) if r["data"] else None)}
+             "data": public_data(loads(r["data"]) if r["data"] else None, steps.get(r["key"]))}
             for r in rows
         ]
 

@@ -7,7 +7,7 @@ what it rebuilds after a crash cannot drift apart. Rows hold decoded values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from workflows_saga.backend import ErrorRecord
@@ -23,6 +23,8 @@ _SUCCESSES = frozenset({LogEvent.STEP_SUCCESS, LogEvent.ROLLBACK_STEP_SUCCESS,
                         LogEvent.SLEEP_COMPLETE, LogEvent.WAIT_COMPLETE})
 _FAILURES = frozenset({LogEvent.STEP_FAILURE, LogEvent.ROLLBACK_STEP_FAILURE,
                        LogEvent.WAIT_TIMEOUT})
+REDACTED = "[REDACTED]"
+"""What logs, ``describe`` and ``steps()`` show for the output of a ``sensitive`` step."""
 INTERNAL_FIELDS = ("kind", "name", "count", "seq")
 """Keys of a start entry's data that are the engine's bookkeeping, not shown to users."""
 
@@ -69,6 +71,17 @@ class StepRow:
     def __post_init__(self) -> None:
         if not self.label:
             self.label = self.name if self.kind == "rollback" else f"{self.name}-{self.count}"
+
+    @property
+    def sensitive(self) -> bool:
+        """Whether the step's output is shown as ``"[REDACTED]"`` (``sensitive: "output"``)."""
+        return self.config is not None and self.config.get("sensitive") == "output"
+
+    def shown(self) -> StepRow:
+        """The row as people see it: a sensitive step's output redacted."""
+        if not self.sensitive or self.state != "success":
+            return self
+        return replace(self, output=REDACTED)
 
     @property
     def attempts(self) -> int:
@@ -147,8 +160,12 @@ def keys_from(rows: dict[str, StepRow], key: str) -> set[str] | None:
     return {r.key for r in rows.values() if r.kind == "rollback" or r.seq >= target.seq}
 
 
-def public_data(data: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``data`` without the engine's own bookkeeping fields."""
+def public_data(data: dict[str, Any] | None,
+                row: StepRow | None = None) -> dict[str, Any] | None:
+    """``data`` without the engine's own bookkeeping fields, and a sensitive output redacted
+    (``row`` is the step the entry belongs to)."""
+    if data is not None and "output" in data and row is not None and row.sensitive:
+        data = {**data, "output": REDACTED}
     if data is None or not any(k in data for k in INTERNAL_FIELDS):
         return data
     return {k: v for k, v in data.items() if k not in INTERNAL_FIELDS} or None

@@ -183,9 +183,6 @@ async def test_should_not_allow_user_callback_to_mutate_engine_retry_config(emu:
 # -- Sensitive step output -------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pending fix (issue 9 item e): the STEP_SUCCESS log entry of a sensitive: \"output\" "
-    "step holds the real output, not \"[REDACTED]\""))
 async def test_should_redact_a_sensitive_steps_output_in_logs_while_passing_the_real_value_downstream(
         emu: Emulator) -> None:
     """workers-sdk packages/workflows-shared/tests/context.test.ts:
@@ -205,9 +202,6 @@ async def test_should_redact_a_sensitive_steps_output_in_logs_while_passing_the_
     assert downstream == [{"token": "super-secret"}]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pending fix (issue 9 item e): inst.steps() shows a sensitive step's real output where "
-    "the local engine's waitForStepResult gives \"[REDACTED]\""))
 async def test_should_redact_a_sensitive_steps_output_from_wait_for_step_result(
         emu: Emulator) -> None:
     """workers-sdk packages/workflows-shared/tests/context.test.ts:

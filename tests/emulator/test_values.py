@@ -51,3 +51,34 @@ async def test_an_unserialisable_value_names_the_field_at_fault(emu: Emulator) -
     assert "the output['items'][1] is of type set" in failure["data"]["error"]["message"]
     with pytest.raises(WorkflowError, match=r"params\['when'\] is of type object"):
         await emu.workflow(Bad, name="bad2").create(params={"when": object()})
+
+
+async def test_a_sensitive_output_is_redacted_wherever_it_is_shown(tmp_path: Any) -> None:
+    got: list[Any] = []
+
+    class Secret(WorkflowEntrypoint):
+        async def run(self, event: Any, step: Any) -> Any:
+            token = await step.do("token", lambda: {"t": "s3cret"}, config={"sensitive": "output"})
+            got.append(token)
+            await step.sleep("nap", "1 hour")
+            return "done"
+
+    async with Emulator(tmp_path / "state") as emu:
+        inst = await emu.workflow(Secret, name="secret").create(id="s")
+        live = [e async for e in _until_waiting(inst)]
+        assert {"type": "step_completed", "output": "[REDACTED]"}.items() <= next(
+            e for e in live if e["type"] == "step_completed").items()
+    async with Emulator(tmp_path / "state") as emu:  # replayed after a restart of the process
+        inst = await emu.workflow(Secret, name="secret").get("s")
+        await inst.wait()
+        done = next(e for e in inst.events() if e["event"] == "STEP_SUCCESS")
+        assert done["data"]["output"] == "[REDACTED]"
+        assert [r.output for r in inst.steps() if r.kind == "do"] == ["[REDACTED]"]
+    assert got == [{"t": "s3cret"}, {"t": "s3cret"}]  # the workflow always gets the real value
+
+
+async def _until_waiting(inst: Any) -> Any:
+    async for event in inst.subscribe():
+        yield event
+        if event["type"] == "sleep_started":
+            return
