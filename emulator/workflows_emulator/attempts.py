@@ -239,6 +239,10 @@ class AttemptRunner:
             got = function({"ctx": ctx, "error": exc})
             if inspect.isawaitable(got):
                 got = await asyncio.wait_for(_awaited(got), DELAY_FUNCTION_TIMEOUT_S)
+        except TimeoutError as late:
+            raise _DelayFunctionError(
+                f'The delay function for step "{label}" did not return within '
+                f"{DELAY_FUNCTION_TIMEOUT_S:g} seconds") from late
         except Exception as failure:
             raise _DelayFunctionError(
                 f'The delay function for step "{label}" threw an error: {failure}'

@@ -28,7 +28,12 @@ from .instance_catalog import InstanceCatalog
 from .instance_index import InstanceIndex
 from .log_fold import StepRow
 from .scheduler import Scheduler
-from .values import encode_value, validate_instance_id, validate_workflow_name
+from .values import (
+    encode_value,
+    validate_addressable_id,
+    validate_instance_id,
+    validate_workflow_name,
+)
 
 MAX_BATCH = 100
 DEFAULT_STEP_LIMIT = 10_000
@@ -146,7 +151,7 @@ class Emulator:
                 f"; got {type(cls).__name__} {cls!r}. To look up instances, use the returned "
                 "binding's get()"
             )
-        wf_name = validate_workflow_name(name or _kebab(cls.__name__))
+        wf_name = validate_workflow_name(_kebab(cls.__name__) if name is None else name)
         if not callable(getattr(cls, "run", None)):
             raise EmulatorError(f"{cls.__name__} has no run(self, event, step) method")
 
@@ -224,7 +229,8 @@ class Workflow:
             unknown = set(item) - {"id", "params", "retention"}
             if unknown:
                 raise WorkflowError(f"unknown create option(s) {sorted(unknown)}: use id, params")
-            instance_id = validate_instance_id(item.get("id") or str(uuid.uuid4()))
+            given = item.get("id")
+            instance_id = validate_instance_id(str(uuid.uuid4()) if given is None else given)
             params = item.get("params")
             params = {} if params is None else params
             encode_value(params, what="params")
@@ -241,7 +247,7 @@ class Workflow:
 
     async def get(self, id: str) -> Instance:
         """The existing instance ``id``; `InstanceNotFoundError` if there is none."""
-        validate_instance_id(id)
+        validate_addressable_id(id)
         if not self._catalog.exists(self.name, id):
             raise InstanceNotFoundError(f"instance.not_found: no instance {id!r} in {self.name}")
         return self._handle(id)

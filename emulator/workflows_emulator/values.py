@@ -18,6 +18,9 @@ MAX_VALUE_BYTES = 1 << 20
 EVENT_TYPE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}$")
 ID_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_-]*$")
 MAX_ID = 100
+MAX_ADDRESSABLE_ID = 271
+ADDRESSABLE_ID = re.compile(r"^[a-zA-Z0-9, */#_-]+$")
+"""Ids ``get()`` looks up: created ids, and the ids Cloudflare gives cron-triggered instances."""
 MAX_NAME = 64
 _NOT_RPC = (tuple, bytearray, bytes, set, frozenset)
 
@@ -151,6 +154,20 @@ def validate_instance_id(instance_id: object) -> str:
         raise WorkflowError(
             f"Workflow instance has invalid id: {instance_id!r}. Use 1-{MAX_ID} characters "
             "from a-z, A-Z, 0-9, '-' and '_', not starting with '-'"
+        )
+    return instance_id
+
+
+def validate_addressable_id(instance_id: object) -> str:
+    """Check an id that ``get()`` looks up, as Cloudflare does (cron-made ids included)."""
+    if (
+        not isinstance(instance_id, str)
+        or len(instance_id) > MAX_ADDRESSABLE_ID
+        or not ADDRESSABLE_ID.match(instance_id)
+    ):
+        raise WorkflowError(
+            f"Workflow instance has invalid id: {instance_id!r}. Use 1-{MAX_ADDRESSABLE_ID} "
+            "characters from a-z, A-Z, 0-9, space, ',', '*', '/', '#', '-' and '_'"
         )
     return instance_id
 

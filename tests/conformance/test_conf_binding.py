@@ -107,9 +107,6 @@ async def test_instance_deletion_delete_instance_should_delete_an_instance_and_w
         await wf.get("instance-4")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pending fix (issue 9, unlisted): get() checks ids with the create() rule, so an "
-    "addressable cron-generated id is refused as invalid instead of reported not found"))
 async def test_instance_deletion_should_accept_a_cron_generated_instance_id(emu: Emulator) -> None:
     """workers-sdk packages/workflows-shared/tests/binding.test.ts:
     "WorkflowBinding > instance deletion > should accept a cron-generated instance ID".

@@ -64,10 +64,6 @@ async def test_awaits_an_asynchronous_delay_function(emu: Emulator) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "pending fix (issue 9, unlisted): a delay function that never returns fails the step "
-    "after 5 s with 'threw an error: ' (the TimeoutError's empty text) instead of the local "
-    "engine's 'did not return within 5 seconds'"))
 async def test_throws_when_the_delay_function_never_resolves_timeout(emu: Emulator) -> None:
     """workers-sdk packages/workflows-shared/tests/lib/delay.test.ts:
     "invokeDelayFunction > throws when the delay function never resolves (timeout)"."""

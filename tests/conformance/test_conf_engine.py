@@ -200,9 +200,6 @@ async def test_wait_for_event_should_receive_events_even_if_not_active(tmp_path:
         assert status["status"] == "complete"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pending fix (issue 9 item d): wait_for_event refuses timeout=500 ms (the emulator "
-    "requires at least 1 second); the local engine accepts it"))
 async def test_wait_for_event_should_not_deliver_events_to_timed_out_events_with_the_same_type(
         emu: Emulator) -> None:
     """workers-sdk packages/workflows-shared/tests/engine.test.ts:
@@ -222,9 +219,9 @@ async def test_wait_for_event_should_not_deliver_events_to_timed_out_events_with
     await inst.wait(until="waiting", timeout=10)
     assert count(inst, "WAIT_START") == 1
     await inst.send_event("my-event", {"iteration": 1})
-    await inst.wait(until="waiting", timeout=10)
+    await emu.settle()  # the source polls the log until the 2nd waiter has started
     assert count(inst, "WAIT_START") == 2
-    await emu.advance("1 second")  # the 2nd waiter times out
+    await emu.advance("600 milliseconds")  # the 2nd waiter (500 ms) times out, the 3rd waits
     await inst.wait(until="waiting", timeout=10)
     assert count(inst, "WAIT_START") == 3
     await inst.send_event("my-event", {"iteration": 3})

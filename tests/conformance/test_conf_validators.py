@@ -22,12 +22,6 @@ MAX_WORKFLOW_INSTANCE_ID_LENGTH = 100
 MAX_ADDRESSABLE_WORKFLOW_INSTANCE_ID_LENGTH = 271
 MAX_STEP_NAME_LENGTH = 256
 
-_UNLISTED_EMPTY = pytest.mark.xfail(strict=True, reason=(
-    "pending fix (issue 9, unlisted): an empty string is taken as \"not given\" (a default "
-    "name / a generated id) instead of refused as invalid"))
-_UNLISTED_ADDRESSABLE = pytest.mark.xfail(strict=True, reason=(
-    "pending fix (issue 9, unlisted): get() checks ids with the create() rule (1-100 "
-    "characters, no cron ids) instead of the addressable-id rule"))
 
 
 
@@ -55,7 +49,7 @@ async def step_outcome(emu: Emulator, name: Any = "step", config: Any = None) ->
 
 
 @pytest.mark.parametrize("value", [
-    pytest.param("", marks=_UNLISTED_EMPTY),
+    "",
     float("nan"),
     "   ",
     "\n\nhello",
@@ -82,7 +76,7 @@ def test_workflow_name_validation_should_accept_valid_names(emu: Emulator, value
 
 
 @pytest.mark.parametrize("value", [
-    pytest.param("", marks=_UNLISTED_EMPTY),
+    "",
     float("nan"),
     "   ",
     "\n\nhello",
@@ -129,11 +123,11 @@ async def test_addressable_workflow_instance_id_validation_should_reject_invalid
 
 @pytest.mark.parametrize("value", [
     "abc",
-    pytest.param("*/30 * * * *-1786001400000", marks=_UNLISTED_ADDRESSABLE),
-    pytest.param("0 0 * * MON#2-1786001400000", marks=_UNLISTED_ADDRESSABLE),
-    pytest.param("0 0 1,15 * *-1786001400000", marks=_UNLISTED_ADDRESSABLE),
-    pytest.param("NAME_123-/cron", marks=_UNLISTED_ADDRESSABLE),
-    pytest.param("w" * MAX_ADDRESSABLE_WORKFLOW_INSTANCE_ID_LENGTH, marks=_UNLISTED_ADDRESSABLE),
+    "*/30 * * * *-1786001400000",
+    "0 0 * * MON#2-1786001400000",
+    "0 0 1,15 * *-1786001400000",
+    "NAME_123-/cron",
+    "w" * MAX_ADDRESSABLE_WORKFLOW_INSTANCE_ID_LENGTH,
 ])
 async def test_addressable_workflow_instance_id_validation_should_accept_valid_ids(
         emu: Emulator, value: str) -> None:
