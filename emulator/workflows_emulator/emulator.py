@@ -36,7 +36,17 @@ from .values import (
 )
 
 MAX_BATCH = 100
+BatchDeleteResult = dict[str, list[dict[str, Any]]]
+"""``{"deleted": [{"id"}], "errors": [{"id", "code", "message"}]}``"""
 DEFAULT_STEP_LIMIT = 10_000
+
+
+def _addressable(instance_id: object) -> bool:
+    try:
+        validate_addressable_id(instance_id)
+    except WorkflowError:
+        return False
+    return True
 
 
 def _kebab(name: str) -> str:
@@ -255,6 +265,50 @@ class Workflow:
     async def list(self, status: str | None = None) -> list[dict[str, Any]]:
         """Instances of this workflow, oldest first: ``{id, status, created, modified}``."""
         return self._catalog.list(self.name, status)
+
+    async def delete_instance(self, id: str) -> None:
+        """Stop and erase instance ``id`` (JS ``deleteInstance``), without rollbacks.
+
+        Raises:
+            WorkflowError: ``(instance.invalid_id)`` for an id no instance can have.
+            InstanceNotFoundError: no such instance.
+        """
+        if not _addressable(id):
+            raise WorkflowError("(instance.invalid_id) Instance ID is invalid")
+        if not self._catalog.exists(self.name, id):
+            raise InstanceNotFoundError(f"(instance.not_found) no instance {id!r} in {self.name}")
+        await self._catalog.delete(self.name, id)
+
+    async def delete_batch(self, instances: Iterable[str]) -> BatchDeleteResult:
+        """Delete up to 100 instances (JS ``deleteBatch``); each id is reported in order.
+
+        Returns:
+            ``{"deleted": [{"id"}], "errors": [{"id", "code", "message"}]}``; a missing
+            instance is error 10400 ``workflows.api.error.instance.not_found``.
+        """
+        ids = list(instances)
+        if not ids:
+            raise WorkflowError("(body) batchDeleteInstances should have at least 1 instance")
+        if len(ids) > MAX_BATCH:
+            raise WorkflowError(
+                f"(body) batchDeleteInstances only supports {MAX_BATCH} instances at a time")
+        if not all(_addressable(i) for i in ids):
+            raise WorkflowError("(instance.invalid_id) Instance ID is invalid")
+        outcome: dict[str, bool] = {}
+        for instance_id in dict.fromkeys(ids):  # each unique id once, in order
+            try:
+                await self.delete_instance(instance_id)
+                outcome[instance_id] = True
+            except InstanceNotFoundError:
+                outcome[instance_id] = False
+        result: BatchDeleteResult = {"deleted": [], "errors": []}
+        for instance_id in ids:
+            if outcome[instance_id]:
+                result["deleted"].append({"id": instance_id})
+            else:
+                result["errors"].append({"id": instance_id, "code": 10400,
+                                         "message": "workflows.api.error.instance.not_found"})
+        return result
 
 
 class Instance:

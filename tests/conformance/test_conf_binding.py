@@ -92,9 +92,7 @@ async def test_get_should_return_a_workflow_handle_for_an_existing_instance(emu:
 async def test_instance_deletion_delete_instance_should_delete_an_instance_and_wipe_its_stored_state(
         emu: Emulator) -> None:
     """workers-sdk packages/workflows-shared/tests/binding.test.ts:
-    "WorkflowBinding > instance deletion > deleteInstance should delete an instance and wipe its stored state".
-
-    The emulator deletes through the instance handle (``Instance.delete``)."""
+    "WorkflowBinding > instance deletion > deleteInstance should delete an instance and wipe its stored state"."""
 
     async def body(event: Any, step: Any) -> str:
         return "done"
@@ -102,22 +100,78 @@ async def test_instance_deletion_delete_instance_should_delete_an_instance_and_w
     wf = binding(emu, body)
     instance = await wf.create(id="instance-4")
     assert (await instance.wait(timeout=10))["status"] == "complete"
-    assert await instance.delete() is None
+    assert await wf.delete_instance("instance-4") is None
     with pytest.raises(Exception, match=r"instance\.not_found"):
         await wf.get("instance-4")
 
 
 async def test_instance_deletion_should_accept_a_cron_generated_instance_id(emu: Emulator) -> None:
     """workers-sdk packages/workflows-shared/tests/binding.test.ts:
-    "WorkflowBinding > instance deletion > should accept a cron-generated instance ID".
-
-    The emulator looks the id up with ``get()`` (deletion goes through the handle)."""
+    "WorkflowBinding > instance deletion > should accept a cron-generated instance ID"."""
 
     async def body(event: Any, step: Any) -> str:
         return "done"
 
     with pytest.raises(Exception, match=r"instance\.not_found"):
-        await binding(emu, body).get(CRON_ID)
+        await binding(emu, body).delete_instance(CRON_ID)
+
+
+async def test_instance_deletion_should_reject_an_invalid_instance_id(emu: Emulator) -> None:
+    """workers-sdk packages/workflows-shared/tests/binding.test.ts:
+    "WorkflowBinding > instance deletion > should reject an invalid instance ID"."""
+
+    async def body(event: Any, step: Any) -> str:
+        return "done"
+
+    with pytest.raises(Exception, match=r"\(instance\.invalid_id\) Instance ID is invalid"):
+        await binding(emu, body).delete_instance("")
+
+
+async def test_delete_batch_should_delete_instances_and_wipe_their_stored_state(
+        emu: Emulator) -> None:
+    """workers-sdk packages/workflows-shared/tests/binding.test.ts:
+    "WorkflowBinding > deleteBatch() > should delete instances and wipe their stored state"."""
+
+    async def body(event: Any, step: Any) -> str:
+        return "done"
+
+    wf = binding(emu, body)
+    ids = ["batch-del-1", "batch-del-2"]
+    for instance in await wf.create_batch([{"id": i} for i in ids]):
+        assert (await instance.wait(timeout=10))["status"] == "complete"
+    assert await wf.delete_batch(ids) == {"deleted": [{"id": i} for i in ids], "errors": []}
+    for i in ids:
+        with pytest.raises(Exception, match=r"instance\.not_found"):
+            await wf.get(i)
+
+
+async def test_delete_batch_should_report_each_duplicate_missing_cron_generated_id(
+        emu: Emulator) -> None:
+    """workers-sdk packages/workflows-shared/tests/binding.test.ts:
+    "WorkflowBinding > deleteBatch() > should report each duplicate missing cron-generated ID"."""
+
+    async def body(event: Any, step: Any) -> str:
+        return "done"
+
+    missing = {"id": CRON_ID, "code": 10400, "message": "workflows.api.error.instance.not_found"}
+    assert await binding(emu, body).delete_batch([CRON_ID, CRON_ID]) == {
+        "deleted": [], "errors": [missing, missing]}
+
+
+async def test_delete_batch_should_reject_invalid_batches(emu: Emulator) -> None:
+    """workers-sdk packages/workflows-shared/tests/binding.test.ts:
+    "WorkflowBinding > deleteBatch() > should reject invalid batches"."""
+
+    async def body(event: Any, step: Any) -> str:
+        return "done"
+
+    wf = binding(emu, body)
+    with pytest.raises(Exception, match=r"\(body\) batchDeleteInstances should have at least 1"):
+        await wf.delete_batch([])
+    with pytest.raises(Exception, match=r"\(body\) batchDeleteInstances only supports 100"):
+        await wf.delete_batch([f"instance-{i}" for i in range(101)])
+    with pytest.raises(Exception, match=r"\(instance\.invalid_id\) Instance ID is invalid"):
+        await wf.delete_batch([""])
 
 
 async def test_instance_deletion_should_let_a_running_instance_delete_itself_and_stop_execution(
