@@ -144,39 +144,35 @@ def validate_event_type(event_type: object) -> str:
     return event_type
 
 
+def _fits(value: object, pattern: re.Pattern[str], longest: int) -> bool:
+    return isinstance(value, str) and len(value) <= longest and bool(pattern.match(value))
+
+
 def validate_instance_id(instance_id: object) -> str:
     """Check an instance id as Cloudflare does (``Workflow instance has invalid id``)."""
-    if (
-        not isinstance(instance_id, str)
-        or len(instance_id) > MAX_ID
-        or not ID_PATTERN.match(instance_id)
-    ):
+    if not _fits(instance_id, ID_PATTERN, MAX_ID):
         raise WorkflowError(
             f"Workflow instance has invalid id: {instance_id!r}. Use 1-{MAX_ID} characters "
             "from a-z, A-Z, 0-9, '-' and '_', not starting with '-'"
         )
-    return instance_id
+    return str(instance_id)
 
 
 def validate_addressable_id(instance_id: object) -> str:
     """Check an id that ``get()`` looks up, as Cloudflare does (cron-made ids included)."""
-    if (
-        not isinstance(instance_id, str)
-        or len(instance_id) > MAX_ADDRESSABLE_ID
-        or not ADDRESSABLE_ID.match(instance_id)
-    ):
+    if not _fits(instance_id, ADDRESSABLE_ID, MAX_ADDRESSABLE_ID):
         raise WorkflowError(
             f"Workflow instance has invalid id: {instance_id!r}. Use 1-{MAX_ADDRESSABLE_ID} "
             "characters from a-z, A-Z, 0-9, space, ',', '*', '/', '#', '-' and '_'"
         )
-    return instance_id
+    return str(instance_id)
 
 
 def validate_workflow_name(name: object) -> str:
     """Check a workflow name as wrangler does."""
-    if not isinstance(name, str) or len(name) > MAX_NAME or not ID_PATTERN.match(name):
+    if not _fits(name, ID_PATTERN, MAX_NAME):
         raise WorkflowError(
             f"invalid workflow name {name!r}: use 1-{MAX_NAME} characters from a-z, A-Z, "
             "0-9, '-' and '_', not starting with '-'"
         )
-    return name
+    return str(name)
