@@ -21,9 +21,9 @@ from workflows_saga.backend import (
     error_from_record,
     parse_duration_ms,
     record_error,
+    start_now,
 )
 
-from . import eager
 from .clock import Clock
 from .compat import CURRENT, Compatibility
 from .instance_store import InstanceStore
@@ -138,7 +138,7 @@ class AttemptRunner:
         self._store = store
         self._clock = host.clock
         self._compat = compat
-        self._abandoned: set[asyncio.Task[Any]] = set()
+        self._abandoned: set[asyncio.Future[Any]] = set()
 
     async def run(self, row: StepRow | None, start: PlannedStep | None, invoke: Invoke,
                   resolved: ResolvedConfig, events: StepEvents = FORWARD) -> Any:
@@ -262,8 +262,8 @@ class AttemptRunner:
         callback past its limit is not cancelled (Cloudflare's engine never cancels one): it
         runs on, and what it returns is ignored.
         """
-        started = eager.start(callback)
-        if isinstance(started, eager.Finished):
+        started = start_now(callback)
+        if started.done():
             return started.result()
         loop = asyncio.get_running_loop()
         limit: asyncio.Future[None] = loop.create_future()
@@ -288,10 +288,9 @@ class AttemptRunner:
         self._abandon(started)
         raise WorkflowTimeoutError(f"Execution timed out after {ms}ms")
 
-    def _abandon(self, task: asyncio.Task[Any]) -> None:
+    def _abandon(self, task: asyncio.Future[Any]) -> None:
         """Let a callback past its timeout run on; its outcome is dropped."""
         self._abandoned.add(task)
-        task.add_done_callback(_dropped)
         task.add_done_callback(self._abandoned.discard)
 
     def cancel_abandoned(self) -> None:
@@ -319,8 +318,3 @@ class AttemptRunner:
 
 async def _awaited(value: Awaitable[Any]) -> Any:
     return await value
-
-
-def _dropped(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()  # retrieved: a late failure is no one's to report

@@ -18,6 +18,7 @@ from ._backend import RollbackHandler, RollbackOptions, StepBackend, StepCall
 from ._config import StepConfig, parse_step_config
 from ._context import RollbackContext, StepContext
 from ._durations import Duration
+from ._eager import start_now
 from ._errors import InvalidStepConfigError
 
 T = TypeVar("T")
@@ -110,22 +111,17 @@ def _wants_ctx(fn: Callable[..., Any]) -> bool:
 
 
 def _started(step: Awaitable[T]) -> asyncio.Future[T]:
-    """``step`` started now, as JS's ``step.do`` starts at call time: a task that may be
-    awaited any number of times, gathered (``Promise.all``) or raced (``Promise.race``).
+    """``step`` started now, as JS's ``step.do`` starts at call time (it runs up to its first
+    suspension before this returns): a future that may be awaited any number of times,
+    gathered (``Promise.all``) or raced (``Promise.race``).
 
-    Backends run a call's task in call order, so step counts and the rollback order follow
-    the order of the calls. A failure nobody awaits is marked as retrieved (no "Task
-    exception was never retrieved" at garbage collection): it is already in the engine's
-    log, and, as for a JS promise left alone, only an awaited failure fails ``run()``.
+    Step counts and the rollback order follow the order of the calls. A failure nobody awaits
+    is marked as retrieved (no "exception was never retrieved" at garbage collection): it is
+    already in the engine's log, and, as for a JS promise left alone, only an awaited failure
+    fails ``run()``.
     """
-    task = asyncio.ensure_future(step)
-    task.add_done_callback(_retrieve)
-    return task
+    return start_now(step)
 
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 async def _call(fn: Callable[..., Any], *args: Any) -> Any:

@@ -30,6 +30,8 @@ Errors:
 
 Entry points:
     `wrap_run`: wrap a workflow class's ``run`` so it gets your runtime's step object.
+    `start_now`: run a callback up to its first suspension at once (as JS does); a task
+        only if it suspends.
 
 Step APIs built over `WorkflowStep` (as the emulator's stand-in for the official SDK):
     `ConfigLike`: what ``config=`` / ``rollback_config=`` accept.
@@ -42,6 +44,7 @@ from ._backend import RollbackHandler, RollbackOptions, StepBackend, StepCall, S
 from ._config import DEFAULT_RESOLVED, DelayFunction, ResolvedConfig, resolve_config
 from ._context import RollbackContext, StepContext
 from ._durations import duration_ms, parse_duration_ms
+from ._eager import start_now
 from ._entrypoint import wrap_run
 from ._records import ErrorRecord, error_from_record, is_non_retryable, record_error
 from ._step import CTX_PARAMETER, ConfigLike
@@ -66,5 +69,6 @@ __all__ = [
     "parse_duration_ms",
     "record_error",
     "resolve_config",
+    "start_now",
     "wrap_run",
 ]

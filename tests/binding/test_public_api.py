@@ -47,6 +47,7 @@ BACKEND_NAMES = [
     "parse_duration_ms",
     "record_error",
     "resolve_config",
+    "start_now",
     "wrap_run",
 ]
 

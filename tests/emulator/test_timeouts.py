@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 from workflows_emulator import Emulator
-from workflows_emulator.eager import Finished, start
 from workflows_saga import RollbackContext, WorkflowEntrypoint
 
 NO_RETRY = {"limit": 0, "delay": 0}
@@ -80,22 +79,3 @@ async def test_a_handler_past_its_timeout_halts_the_chain(emu: Emulator) -> None
     assert status["rollback"] == {"outcome": "failed", "error": {
         "name": "WorkflowTimeoutError", "message": "Execution timed out after 100ms"}}
     assert undone == []  # the chain stopped at second's handler
-
-
-async def test_eager_start_finishes_plain_callbacks_without_a_task() -> None:
-    async def quick() -> int:
-        return 7
-
-    async def raises() -> None:
-        raise KeyError("k")
-
-    async def suspends() -> int:
-        await asyncio.sleep(0)
-        return 8
-
-    done = start(quick())
-    assert isinstance(done, Finished) and done.result() == 7
-    failed = start(raises())
-    assert isinstance(failed, Finished) and isinstance(failed.error, KeyError)
-    task = start(suspends())
-    assert isinstance(task, asyncio.Task) and await task == 8
