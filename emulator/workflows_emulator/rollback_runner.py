@@ -74,11 +74,12 @@ class RollbackRunner:
                 self._store.append(LogEvent.ROLLBACK_START, self._clock.now_ms(), data={
                     "triggerError": trigger.to_json(), "totalSteps": len(eligible)})
         seen = TERMINATED_SEEN_BY_HANDLERS if trigger == TERMINATED_ERROR else trigger
+        error = error_from_record(seen)  # one error, as one JS Error reaches every handler
         completed, failure = 0, None
         self.active = True
         try:
             for fwd in eligible:
-                failure = await self._run_handler(fwd, error_from_record(seen))
+                failure = await self._run_handler(fwd, error)
                 if failure is not None:
                     break
                 completed += 1

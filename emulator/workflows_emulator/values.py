@@ -50,14 +50,20 @@ def _untagged(obj: dict[str, Any]) -> Any:
     return obj
 
 
+# One encoder and one decoder, made once: json.dumps / json.loads with options build new ones
+# on every call, which shows on the per-step path.
+_ENCODER = json.JSONEncoder(allow_nan=False, default=_tagged)
+_DECODER = json.JSONDecoder(object_hook=_untagged)
+
+
 def dumps(value: Any) -> str:
     """``value`` as stored JSON (datetimes tagged); `TypeError` / `ValueError` if it can't be."""
-    return json.dumps(value, allow_nan=False, default=_tagged)
+    return _ENCODER.encode(value)
 
 
 def loads(text: str | bytes) -> Any:
     """A stored JSON value, datetimes restored."""
-    return json.loads(text, object_hook=_untagged)
+    return _DECODER.decode(text if isinstance(text, str) else text.decode())
 
 
 def shown(value: Any) -> Any:

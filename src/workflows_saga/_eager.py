@@ -18,8 +18,9 @@ T = TypeVar("T")
 def start_now(awaitable: Awaitable[T]) -> asyncio.Future[T]:
     """``awaitable`` run up to its first suspension: a finished future if it got to its end,
     else the task that carries it on. A failure nobody awaits is never reported as lost."""
-    coro: Coroutine[Any, Any, T] = (
-        awaitable if isinstance(awaitable, Coroutine) else _awaited(awaitable))
+    coro: Coroutine[Any, Any, T] = (  # the common case first: an exact coroutine is cheap to test
+        awaitable if type(awaitable) is types.CoroutineType or isinstance(awaitable, Coroutine)
+        else _awaited(awaitable))
     loop = asyncio.get_running_loop()
     try:
         pending = coro.send(None)

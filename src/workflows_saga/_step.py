@@ -63,6 +63,13 @@ def make_rollback_options(
 def _takes_the_context(name: str, fn: Callable[..., Any]) -> bool:
     """Whether handler ``fn`` is given the `RollbackContext` (it can take one positional
     argument) or called with none; refuse any other signature now, naming step ``name``."""
+    code = getattr(fn, "__code__", None)
+    if inspect.isfunction(fn) and code is not None:  # fast path for plain functions
+        required = code.co_argcount - len(fn.__defaults__ or ())
+        kw_required = code.co_kwonlyargcount - len(fn.__kwdefaults__ or {})
+        takes_one = code.co_argcount >= 1 or bool(code.co_flags & inspect.CO_VARARGS)
+        if kw_required == 0 and required <= 1 and (takes_one or required == 0):
+            return takes_one
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
