@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from workflows_saga import WorkflowStep
@@ -26,7 +25,7 @@ from .log_fold import StepRow, keys_from, step_key
 from .records import InstanceMeta, InstanceStatus, LogEvent, Phase
 from .rollback_runner import TERMINATED_ERROR, RollbackRunner
 from .step_backend import EngineStepBackend, HandlerRegistry
-from .values import encode_value, loads, validate_event_type
+from .values import as_datetime, encode_value, loads, validate_event_type
 
 if TYPE_CHECKING:
     from .clock import Clock
@@ -301,7 +300,7 @@ class InstanceEngine:
         run = self._make_run()
         event = {
             "payload": self.meta.params,
-            "timestamp": datetime.fromtimestamp(self.meta.created / 1000.0),
+            "timestamp": as_datetime(self.meta.created),
             "instanceId": self.id,
             "workflowName": self.workflow,
         }

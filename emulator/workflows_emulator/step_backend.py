@@ -29,7 +29,7 @@ from .errors import SleepInThePastError, WorkflowError, WorkflowFatalError
 from .instance_store import InstanceStore
 from .log_fold import StepRow, step_key
 from .records import LogEvent
-from .values import event_value, fresh, validate_event_type
+from .values import as_epoch_ms, event_value, fresh, validate_event_type
 
 MAX_SLEEP_MS = 365 * 86_400_000
 DEFAULT_EVENT_TIMEOUT = "24 hours"
@@ -171,7 +171,7 @@ class EngineStepBackend:
 
     async def sleep_until(self, name: str, when: datetime | int | float) -> None:
         if isinstance(when, datetime):
-            at = when.timestamp() * 1000.0
+            at = as_epoch_ms(when)
         elif isinstance(when, int | float) and not isinstance(when, bool):
             at = float(when)
         else:

@@ -38,15 +38,27 @@ class OutputTooLarge(Exception):
 _DATE = "$date"
 
 
+def as_datetime(epoch_ms: float) -> datetime:
+    """A JS ``Date`` as the Python SDK hands it over inside a Worker, whose clock is UTC:
+    a naive ``datetime`` in UTC (the same on every laptop, whatever its time zone)."""
+    return datetime.fromtimestamp(epoch_ms / 1000.0, UTC).replace(tzinfo=None)
+
+
+def as_epoch_ms(value: datetime) -> float:
+    """The JS ``Date`` of ``value`` (a naive one is taken as UTC, as in a Worker)."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware.timestamp() * 1000.0
+
+
 def _tagged(value: Any) -> Any:
     if isinstance(value, datetime):
-        return {_DATE: value.timestamp() * 1000.0}
+        return {_DATE: as_epoch_ms(value)}
     raise TypeError(f"{type(value).__name__} cannot be sent over RPC")
 
 
 def _untagged(obj: dict[str, Any]) -> Any:
     if len(obj) == 1 and isinstance(obj.get(_DATE), int | float):
-        return datetime.fromtimestamp(obj[_DATE] / 1000.0)
+        return as_datetime(obj[_DATE])
     return obj
 
 
@@ -70,8 +82,7 @@ def shown(value: Any) -> Any:
     """JSON's ``default`` for showing values to people and HTTP clients: a datetime as JS's
     ``Date.toJSON()`` writes it; anything else as text."""
     if isinstance(value, datetime):
-        moment = value.astimezone(UTC) if value.tzinfo else datetime.fromtimestamp(
-            value.timestamp(), UTC)
+        moment = datetime.fromtimestamp(as_epoch_ms(value) / 1000.0, UTC)
         return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return str(value)
 
@@ -137,7 +148,7 @@ def fresh(value: Any) -> Any:
 
 def event_value(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored event as ``wait_for_event`` returns it: ``{payload, timestamp, type}``."""
-    return {**stored, "timestamp": datetime.fromtimestamp(stored["timestamp"] / 1000.0)}
+    return {**stored, "timestamp": as_datetime(stored["timestamp"])}
 
 
 def validate_event_type(event_type: object) -> str:

@@ -33,7 +33,7 @@ def start_now(awaitable: Awaitable[T]) -> asyncio.Future[T]:
         failed.set_exception(exc)
         failed.exception()  # marks it retrieved: awaiting it still raises
         return failed
-    task = loop.create_task(_carry_on(coro, pending))
+    task: asyncio.Task[T] = loop.create_task(_Resumed(coro, pending))
     task.add_done_callback(_retrieve)
     return task
 
@@ -47,24 +47,41 @@ async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
-async def _carry_on(coro: Coroutine[Any, Any, T], pending: Any) -> T:
-    result: T = await _resume(coro, pending)
-    return result
+class _Resumed(Coroutine[Any, Any, T]):
+    """A coroutine that already ran up to yielding ``pending``, ready for a task to carry on.
+
+    Whatever the task sends or throws goes to the coroutine, from the very first step: a task
+    cancelled before it ever ran cancels the coroutine where it is suspended (a wrapper
+    ``async def`` would swallow that cancellation without telling it).
+    """
+
+    __slots__ = ("_coro", "_pending")
+
+    def __init__(self, coro: Coroutine[Any, Any, T], pending: Any) -> None:
+        self._coro = coro
+        self._pending: Any = pending
+
+    def send(self, value: Any) -> Any:
+        pending, self._pending = self._pending, _SENT
+        if pending is not _SENT:
+            return pending
+        return self._coro.send(value)
+
+    def throw(self, exc: Any, *args: Any) -> Any:
+        self._pending = _SENT
+        return self._coro.throw(exc, *args)
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def __iter__(self) -> _Resumed[T]:
+        return self
 
 
-@types.coroutine
-def _resume(coro: Coroutine[Any, Any, Any], pending: Any) -> Generator[Any, Any, Any]:
-    """``yield from`` a coroutine that has already run up to yielding ``pending``."""
-    while True:
-        try:
-            sent = yield pending
-        except BaseException as exc:  # cancellation and anything thrown in go to the coroutine
-            try:
-                pending = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-        else:
-            try:
-                pending = coro.send(sent)
-            except StopIteration as stop:
-                return stop.value
+_SENT = object()

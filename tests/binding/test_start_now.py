@@ -45,3 +45,19 @@ async def test_one_that_suspends_carries_on_as_a_task_and_can_be_cancelled() -> 
     blocked.cancel()
     await asyncio.gather(blocked, return_exceptions=True)
     assert blocked.cancelled()
+
+
+async def test_a_task_cancelled_before_it_ever_ran_cancels_the_coroutine_where_it_waits() -> None:
+    cleaned: list[str] = []
+
+    async def waits() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cleaned.append("cancelled where it waited")
+            raise
+
+    task = start_now(waits())
+    task.cancel()  # before the task's first step
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled() and cleaned == ["cancelled where it waited"]

@@ -82,3 +82,34 @@ async def _until_waiting(inst: Any) -> Any:
         yield event
         if event["type"] == "sleep_started":
             return
+
+
+_TZ_PROGRAM = """
+import asyncio
+from workflows_emulator import Emulator, VirtualClock
+from workflows_saga import WorkflowEntrypoint
+
+class Stamp(WorkflowEntrypoint):
+    async def run(self, event, step):
+        return await step.do("s", lambda: {"at": event["timestamp"]})
+
+async def main():
+    async with Emulator(clock=VirtualClock(start_ms=1_786_001_400_000)) as emu:
+        inst = await emu.workflow(Stamp, name="stamp").create()
+        print(repr((await inst.wait())["output"]["at"]))
+
+asyncio.run(main())
+"""
+
+
+def test_datetimes_are_the_worker_s_utc_whatever_the_laptop_s_time_zone() -> None:
+    import os
+    import subprocess
+    import sys
+
+    seen = {
+        tz: subprocess.run([sys.executable, "-c", _TZ_PROGRAM], capture_output=True, text=True,
+                           check=True, env={**os.environ, "TZ": tz}).stdout.strip()
+        for tz in ("UTC", "Asia/Tokyo", "America/New_York")
+    }
+    assert set(seen.values()) == {"datetime.datetime(2026, 8, 6, 7, 30)"}, seen
