@@ -210,11 +210,7 @@ class AttemptRunner:
                 delay = await self._retry_delay(resolved, attempt, ctx, exc, row.label)
             except _DelayFunctionError as bad:
                 record = bad.record
-        shown = record
-        if record.non_retryable and not self._compat.preserve_non_retryable_error:
-            shown = ErrorRecord("WorkflowFatalError",
-                                f'Step threw a NonRetryableError with message "{record.message}"')
-        data: dict[str, Any] = {"error": shown.to_json()}
+        data: dict[str, Any] = {"error": self._compat.attempt_error(record).to_json()}
         if delay is not None:
             data["retryDelayMs"] = delay
         with self._store.transaction():

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from workflows_saga.backend import ErrorRecord
+
 from .errors import EmulatorError
 
 PRESERVE_NON_RETRYABLE = "workflows_preserve_non_retryable_error_message"
@@ -19,6 +21,10 @@ PRESERVE_NON_RETRYABLE_DATE = "2026-05-14"
 """From this date an unhandled ``NonRetryableError`` keeps its name and message."""
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+UNHANDLED_NON_RETRYABLE = ErrorRecord(
+    "WorkflowFatalError", "The execution of the Workflow instance was terminated, as a step "
+    "threw an NonRetryableError and it was not handled")
+"""What fails the instance on an unhandled NonRetryableError under older compatibility dates."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,19 @@ class Compatibility:
     """
 
     preserve_non_retryable_error: bool = True
+
+    def attempt_error(self, record: ErrorRecord) -> ErrorRecord:
+        """What an attempt's log entry shows for the error it failed with."""
+        if record.non_retryable and not self.preserve_non_retryable_error:
+            return ErrorRecord(
+                "WorkflowFatalError", f'Step threw a NonRetryableError with message "{record.message}"')
+        return record
+
+    def instance_error(self, trigger: ErrorRecord) -> ErrorRecord:
+        """What ``status().error`` shows for the error that failed the instance."""
+        if trigger.non_retryable and not self.preserve_non_retryable_error:
+            return UNHANDLED_NON_RETRYABLE
+        return trigger
 
     @classmethod
     def of(cls, date: str | None = None, flags: Iterable[str] = ()) -> Compatibility:

@@ -24,7 +24,7 @@ from .compat import Compatibility
 from .engine import InstanceEngine
 from .errors import EmulatorError, InstanceNotFoundError, WorkflowError
 from .events import FINAL_SUBSCRIBE_EVENTS, STATUSES, TERMINAL, subscribe_event
-from .instance_catalog import InstanceCatalog
+from .instance_catalog import BatchDeleteResult, InstanceCatalog
 from .instance_index import InstanceIndex
 from .log_fold import StepRow
 from .scheduler import Scheduler
@@ -36,8 +36,6 @@ from .values import (
 )
 
 MAX_BATCH = 100
-BatchDeleteResult = dict[str, list[dict[str, Any]]]
-"""``{"deleted": [{"id"}], "errors": [{"id", "code", "message"}]}``"""
 DEFAULT_STEP_LIMIT = 10_000
 
 
@@ -294,21 +292,7 @@ class Workflow:
                 f"(body) batchDeleteInstances only supports {MAX_BATCH} instances at a time")
         if not all(_addressable(i) for i in ids):
             raise WorkflowError("(instance.invalid_id) Instance ID is invalid")
-        outcome: dict[str, bool] = {}
-        for instance_id in dict.fromkeys(ids):  # each unique id once, in order
-            try:
-                await self.delete_instance(instance_id)
-                outcome[instance_id] = True
-            except InstanceNotFoundError:
-                outcome[instance_id] = False
-        result: BatchDeleteResult = {"deleted": [], "errors": []}
-        for instance_id in ids:
-            if outcome[instance_id]:
-                result["deleted"].append({"id": instance_id})
-            else:
-                result["errors"].append({"id": instance_id, "code": 10400,
-                                         "message": "workflows.api.error.instance.not_found"})
-        return result
+        return await self._catalog.delete_batch(self.name, ids)
 
 
 class Instance:

@@ -19,9 +19,9 @@ from workflows_saga.backend import ErrorRecord, record_error
 
 from .attempts import INTERNAL_ERROR, AttemptRunner, FatalAbort
 from .compat import CURRENT, Compatibility
-from .errors import InvalidActionError, WorkflowError, WorkflowFatalError
+from .errors import InstanceGone, InvalidActionError, WorkflowError, WorkflowFatalError
 from .instance_store import InstanceStore
-from .log_fold import StepRow, keys_from, step_key
+from .log_fold import StepRow, restart_keys
 from .records import InstanceMeta, InstanceStatus, LogEvent, Phase
 from .rollback_runner import TERMINATED_ERROR, RollbackRunner
 from .step_backend import EngineStepBackend, HandlerRegistry
@@ -31,19 +31,7 @@ if TYPE_CHECKING:
     from .clock import Clock
     from .host import EngineHost
 
-UNHANDLED_NON_RETRYABLE = ErrorRecord(
-    "WorkflowFatalError", "The execution of the Workflow instance was terminated, as a step "
-    "threw an NonRetryableError and it was not handled")
-"""What fails the instance on an unhandled NonRetryableError under older compatibility dates."""
-RESTART_TYPES = {"do": "do", "sleep": "sleep", "waitForEvent": "wait"}
 S = InstanceStatus
-
-class InstanceGone(BaseException):
-    """The instance was deleted from inside its own ``run()``: unwinds it at once.
-
-    Internal control flow: do not catch this.
-    """
-
 
 RunFactory = Callable[[], Callable[[dict[str, Any], Any], Awaitable[Any]]]
 
@@ -208,7 +196,7 @@ class InstanceEngine:
         self._driver = asyncio.get_running_loop().create_task(self._drive())
 
     async def restart(self, from_step: dict[str, Any] | None = None) -> None:
-        forget = None if from_step is None else self._keys_from(from_step)
+        forget = None if from_step is None else restart_keys(self.store.rows, from_step)
         await self.halt("restart")
         now = self.clock.now_ms()
         with self.store.transaction():
@@ -226,20 +214,6 @@ class InstanceEngine:
         self._load()
         self._registry.clear()
         self.start()
-
-    def _keys_from(self, from_step: dict[str, Any]) -> set[str]:
-        """The steps a restart from ``from_step`` forgets."""
-        kind = RESTART_TYPES.get(from_step.get("type", "do"))
-        if kind is None:
-            raise InvalidActionError(
-                "(instance.cannot_restart) from.type must be one of do, sleep, waitForEvent")
-        keys = keys_from(self.store.rows, step_key(kind, from_step["name"],
-                                                   int(from_step.get("count", 1))))
-        if keys is None:
-            raise InvalidActionError(
-                f'(instance.cannot_restart) Step "{from_step["name"]}" not found in '
-                "execution history")
-        return keys
 
     def send_event(self, event_type: str, payload: Any) -> None:
         if self.terminal:
@@ -313,14 +287,8 @@ class InstanceEngine:
         with self.store.transaction():
             self._set_meta(phase=Phase.ROLLBACK, trigger=trigger)
         outcome = await self._run_rollback(trigger)
-        self._finish(S.ERRORED, LogEvent.WORKFLOW_FAILURE, error=self._failure_shown(trigger),
+        self._finish(S.ERRORED, LogEvent.WORKFLOW_FAILURE, error=self.compat.instance_error(trigger),
                      rollback=outcome)
-
-    def _failure_shown(self, trigger: ErrorRecord) -> ErrorRecord:
-        """What ``status().error`` shows for the error that failed the instance."""
-        if trigger.non_retryable and not self.compat.preserve_non_retryable_error:
-            return UNHANDLED_NON_RETRYABLE
-        return trigger
 
     async def _finish_rollback(self) -> None:
         """Run (or carry on) the rollback phase, rebuilding handlers by replaying ``run()``."""
@@ -337,7 +305,7 @@ class InstanceEngine:
         if self.meta.terminating:
             self._finish(S.TERMINATED, LogEvent.WORKFLOW_TERMINATED, rollback=outcome)
         else:
-            self._finish(S.ERRORED, LogEvent.WORKFLOW_FAILURE, error=self._failure_shown(trigger),
+            self._finish(S.ERRORED, LogEvent.WORKFLOW_FAILURE, error=self.compat.instance_error(trigger),
                          rollback=outcome)
 
     async def _run_rollback(self, trigger: ErrorRecord) -> Any:

@@ -10,6 +10,9 @@ Tree::
         │   ├── InstanceNotFoundError ``get`` of an unknown id
         │   └── InvalidActionError    pause/resume/terminate/... not valid in this state
         └── ProjectConfigError        a wrangler.toml / wrangler.jsonc problem
+
+    BaseException
+    └── InstanceGone                  internal: unwinds a run() that deleted its own instance
 """
 
 from __future__ import annotations
@@ -45,3 +48,10 @@ class InvalidActionError(WorkflowError):
 
 class ProjectConfigError(EmulatorError):
     """A problem in the project's wrangler config; the message names the file and key."""
+
+
+class InstanceGone(BaseException):
+    """The instance was deleted from inside its own ``run()``: unwinds it at once.
+
+    Internal control flow: do not catch this.
+    """

@@ -14,12 +14,16 @@ from typing import Any
 
 from .compat import Compatibility
 from .durable_object import DurableObjectNamespace
-from .engine import InstanceEngine, InstanceGone
-from .errors import EmulatorError, InstanceNotFoundError
+from .engine import InstanceEngine
+from .errors import EmulatorError, InstanceGone, InstanceNotFoundError
 from .instance_index import InstanceIndex
 from .instance_store import InstanceStore
 from .records import InstanceStatus
 from .scheduler import Scheduler
+
+BatchDeleteResult = dict[str, list[dict[str, Any]]]
+"""``{"deleted": [{"id"}], "errors": [{"id", "code", "message"}]}``, as JS ``deleteBatch``."""
+NOT_FOUND = {"code": 10400, "message": "workflows.api.error.instance.not_found"}
 
 RunFactory = Callable[[], Callable[[dict[str, Any], Any], Awaitable[Any]]]
 
@@ -110,6 +114,16 @@ class InstanceCatalog:
         self._index.remove(workflow, instance_id)
         if from_inside:
             raise InstanceGone(f"instance {instance_id} deleted itself")
+
+    async def delete_batch(self, workflow: str, ids: list[str]) -> BatchDeleteResult:
+        """Delete each unique id once; report every id of ``ids`` in order."""
+        deleted: dict[str, bool] = {}
+        for instance_id in dict.fromkeys(ids):
+            deleted[instance_id] = self.exists(workflow, instance_id)
+            if deleted[instance_id]:
+                await self.delete(workflow, instance_id)
+        return {"deleted": [{"id": i} for i in ids if deleted[i]],
+                "errors": [{"id": i, **NOT_FOUND} for i in ids if not deleted[i]]}
 
     def list(self, workflow: str, status: str | None = None) -> list[dict[str, Any]]:
         """``{id, status, created, modified}`` of ``workflow``'s instances, oldest first."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from workflows_saga.backend import ErrorRecord
 
+from .errors import InvalidActionError
 from .records import LogEvent
 
 _STARTS = frozenset({LogEvent.STEP_START, LogEvent.ROLLBACK_STEP_START, LogEvent.SLEEP_START,
@@ -158,6 +159,22 @@ def keys_from(rows: dict[str, StepRow], key: str) -> set[str] | None:
     if target is None:
         return None
     return {r.key for r in rows.values() if r.kind == "rollback" or r.seq >= target.seq}
+
+
+RESTART_TYPES = {"do": "do", "sleep": "sleep", "waitForEvent": "wait"}
+
+
+def restart_keys(rows: dict[str, StepRow], from_step: dict[str, Any]) -> set[str]:
+    """What ``restart(from=from_step)`` forgets, or `InvalidActionError` with Cloudflare's text."""
+    kind = RESTART_TYPES.get(from_step.get("type", "do"))
+    if kind is None:
+        raise InvalidActionError(
+            "(instance.cannot_restart) from.type must be one of do, sleep, waitForEvent")
+    keys = keys_from(rows, step_key(kind, from_step["name"], int(from_step.get("count", 1))))
+    if keys is None:
+        raise InvalidActionError(
+            f'(instance.cannot_restart) Step "{from_step["name"]}" not found in execution history')
+    return keys
 
 
 def public_data(data: dict[str, Any] | None,
