@@ -138,7 +138,8 @@ class AttemptRunner:
         self._store = store
         self._clock = host.clock
         self._compat = compat
-        self._abandoned: set[asyncio.Future[Any]] = set()
+        self._callbacks: set[asyncio.Future[Any]] = set()
+        """Callbacks that suspended and have not ended (awaited, or past their timeout)."""
 
     async def run(self, row: StepRow | None, start: PlannedStep | None, invoke: Invoke,
                   resolved: ResolvedConfig, events: StepEvents = FORWARD) -> Any:
@@ -271,6 +272,8 @@ class AttemptRunner:
         timers = [self._clock.call_at(self._clock.now_ms() + ms, expire)]
         if self._clock.virtual:
             timers.append(loop.call_later(ms / 1000.0, expire))
+        self._callbacks.add(started)
+        started.add_done_callback(self._callbacks.discard)
         try:
             await asyncio.wait({started, limit}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
@@ -280,20 +283,25 @@ class AttemptRunner:
             for timer in timers:
                 timer.cancel()
         if started.done():
-            return started.result()
+            return started.result()  # cancelled by a halt: the step stops with it
         self._abandon(started)
         raise WorkflowTimeoutError(f"Execution timed out after {ms}ms")
 
     def _abandon(self, task: asyncio.Future[Any]) -> None:
         """Let a callback past its timeout run on; its outcome is dropped."""
-        self._abandoned.add(task)
-        task.add_done_callback(self._abandoned.discard)
+        self._callbacks.add(task)
 
-    def cancel_abandoned(self) -> None:
-        """Cancel callbacks that timed out and still run (the instance stops)."""
-        for task in list(self._abandoned):
-            task.cancel()
-        self._abandoned.clear()
+    def runs(self, task: asyncio.Future[Any] | None) -> bool:
+        """Whether ``task`` is one of this instance's running callbacks."""
+        return task is not None and task in self._callbacks
+
+    def cancel_callbacks(self, keep: asyncio.Future[Any] | None = None) -> None:
+        """Cancel every callback still running, awaited or past its timeout (a halt), but
+        ``keep`` (the callback that asked for the halt)."""
+        for task in list(self._callbacks):
+            if task is not keep:
+                task.cancel()
+                self._callbacks.discard(task)
 
     def _abort_unserialisable(self, row: StepRow, exc: UnserialisableOutput) -> None:
         attempt_err = ErrorRecord(

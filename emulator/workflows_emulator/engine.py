@@ -58,6 +58,9 @@ class InstanceEngine:
         self.rollback = RollbackRunner(store, self.attempts, registry, host.clock)
         self._busy = 0
         self._draining = False
+        self._epoch = 0
+        """Counts halts: a step parked before one must not go on after it."""
+        self._sleepers: set[asyncio.Future[Any]] = set()
         self._driver: asyncio.Task[None] | None = None
         self._stop_reason: str | None = None
         self._load()
@@ -104,21 +107,32 @@ class InstanceEngine:
             self._drive(), name=f"workflow:{self.workflow}:{self.id}")
 
     def driving_here(self) -> bool:
-        """Whether the caller runs inside this instance's own ``run()``."""
-        return self._driver is not None and asyncio.current_task() is self._driver
+        """Whether the caller runs inside this instance's own ``run()`` or one of its steps."""
+        current = asyncio.current_task()
+        return (self._driver is not None and current is self._driver) or self.attempts.runs(current)
 
     async def halt(self, reason: str = "shutdown") -> None:
-        """Stop driving at once, leaving the persisted state as it is (as a crash would)."""
+        """Stop driving at once, leaving the persisted state as it is (as a crash would).
+
+        Steps still going on their own (parallel siblings that outlived a failed ``run()``,
+        callbacks past their timeout) stop too: nothing of this run writes after a halt.
+        Called from one of the run's own callbacks, it does not wait for the run to unwind.
+        """
+        self._epoch += 1
+        current = asyncio.current_task()
+        for waker in list(self._sleepers):
+            waker.cancel()
+        self.attempts.cancel_callbacks(keep=current)
         driver = self._driver
-        if driver is None or driver.done():
-            return
-        self._stop_reason = reason
-        if driver is not asyncio.current_task():
-            driver.cancel()
-            await asyncio.gather(driver, return_exceptions=True)
-        self._stop_reason = None
+        if driver is not None and not driver.done():
+            self._stop_reason = reason
+            if driver is not current and not self.attempts.runs(current):
+                driver.cancel()
+                await asyncio.gather(driver, return_exceptions=True)
+                self._stop_reason = None
+            elif driver is not current:
+                driver.cancel()  # it unwinds on its own once this callback has returned
         self.steps.cancel_running()
-        self.attempts.cancel_abandoned()
 
     async def drain(self, timeout: float) -> None:
         """Stop driving once running callbacks finish (or after ``timeout`` real seconds).
@@ -338,19 +352,30 @@ class InstanceEngine:
         await self._park(at, event)
 
     async def _park(self, at: float, event: asyncio.Future[None] | None) -> None:
-        with self.store.transaction():
-            self.store.set_alarm(at)
-            # During rollback the status stays "running", as documented.
-            if self._busy == 0 and self.status == S.RUNNING and not self.rollback.active:
-                self._set_meta(status=S.WAITING)
-        self.host.release_slot(self)
+        # A parallel step that outlived its finished run parks and wakes without touching
+        # the instance's status, alarm or concurrency slot.
+        owned = not self.terminal
+        if owned:
+            with self.store.transaction():
+                self.store.set_alarm(at)
+                # During rollback the status stays "running", as documented.
+                if self._busy == 0 and self.status == S.RUNNING and not self.rollback.active:
+                    self._set_meta(status=S.WAITING)
+            self.host.release_slot(self)
         self.host.activity()
+        epoch = self._epoch
         sleeper = asyncio.ensure_future(self.clock.sleep_until(at))
+        self._sleepers.add(sleeper)
         try:
             wakers: set[asyncio.Future[Any]] = {sleeper} if event is None else {sleeper, event}
             await asyncio.wait(wakers, return_when=asyncio.FIRST_COMPLETED)
         finally:
             sleeper.cancel()
+            self._sleepers.discard(sleeper)
+        if epoch != self._epoch:  # halted meanwhile: this step belongs to a stopped run
+            raise asyncio.CancelledError
+        if not owned or self.terminal:
+            return
         await self.host.acquire_slot(self, waking=True)
         if self.status in (S.WAITING, S.QUEUED):
             with self.store.transaction():

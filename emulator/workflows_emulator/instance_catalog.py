@@ -113,6 +113,8 @@ class InstanceCatalog:
         self.registration(workflow).namespace.remove(instance_id)
         self._index.remove(workflow, instance_id)
         if from_inside:
+            if engine.attempts.runs(asyncio.current_task()):
+                raise asyncio.CancelledError  # a step callback: its run is cancelled already
             raise InstanceGone(f"instance {instance_id} deleted itself")
 
     async def delete_batch(self, workflow: str, ids: list[str]) -> BatchDeleteResult:

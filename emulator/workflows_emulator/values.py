@@ -1,7 +1,7 @@
 """What may cross the engine: JSON values up to 1 MiB, and valid ids, names and event types.
 
 Values are stored as JSON. A ``datetime`` crosses as a JS ``Date`` does on Cloudflare (the
-Python SDK turns one into the other both ways): it is stored tagged, ``{"$date": epoch ms}``,
+Python SDK turns one into the other both ways): it is stored tagged, ``{"$workflows-emulator:date": epoch ms}``,
 comes back as a ``datetime``, and is shown as an ISO 8601 string.
 """
 
@@ -35,7 +35,8 @@ class OutputTooLarge(Exception):
     workflows_error_name = "WorkflowInternalError"
 
 
-_DATE = "$date"
+_DATE = "$workflows-emulator:date"
+"""The tag of a stored datetime (a key no user data is expected to use)."""
 
 
 def as_datetime(epoch_ms: float) -> datetime:

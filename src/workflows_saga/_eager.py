@@ -8,6 +8,7 @@ carries on as a task of its own, which can be awaited, gathered, raced or left r
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import types
 from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any, TypeVar
@@ -22,8 +23,9 @@ def start_now(awaitable: Awaitable[T]) -> asyncio.Future[T]:
         awaitable if type(awaitable) is types.CoroutineType or isinstance(awaitable, Coroutine)
         else _awaited(awaitable))
     loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()  # its own, as a task's: nothing leaks to the caller
     try:
-        pending = coro.send(None)
+        pending = context.run(coro.send, None)
     except StopIteration as stop:
         done: asyncio.Future[T] = loop.create_future()
         done.set_result(stop.value)
@@ -33,7 +35,7 @@ def start_now(awaitable: Awaitable[T]) -> asyncio.Future[T]:
         failed.set_exception(exc)
         failed.exception()  # marks it retrieved: awaiting it still raises
         return failed
-    task: asyncio.Task[T] = loop.create_task(_Resumed(coro, pending))
+    task: asyncio.Task[T] = loop.create_task(_Resumed(coro, pending), context=context)
     task.add_done_callback(_retrieve)
     return task
 
@@ -68,7 +70,13 @@ class _Resumed(Coroutine[Any, Any, T]):
         return self._coro.send(value)
 
     def throw(self, exc: Any, *args: Any) -> Any:
-        self._pending = _SENT
+        pending, self._pending = self._pending, _SENT
+        if pending is not _SENT and isinstance(pending, asyncio.Future):
+            # Thrown in before the task took over what the coroutine waits on: release it as
+            # a task would (a cancellation also cancels it, as Task.cancel does).
+            pending._asyncio_future_blocking = False
+            if isinstance(exc, asyncio.CancelledError):
+                pending.cancel()
         return self._coro.throw(exc, *args)
 
     def close(self) -> None:

@@ -61,3 +61,24 @@ async def test_a_task_cancelled_before_it_ever_ran_cancels_the_coroutine_where_i
     task.cancel()  # before the task's first step
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled() and cleaned == ["cancelled where it waited"]
+
+
+async def test_context_changes_inside_stay_inside_as_with_a_task() -> None:
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="outside")
+
+    async def sets_and_resets() -> str:
+        token = var.set("inside")
+        try:
+            await asyncio.sleep(0)
+            return var.get()
+        finally:
+            var.reset(token)  # would fail if the first step ran in another context
+
+    async def sets() -> None:
+        var.set("leaked?")
+
+    assert await start_now(sets_and_resets()) == "inside"
+    await start_now(sets())
+    assert var.get() == "outside"
