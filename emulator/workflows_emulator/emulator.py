@@ -30,6 +30,7 @@ from .log_fold import StepRow
 from .scheduler import Scheduler
 from .values import (
     encode_value,
+    is_addressable_id,
     validate_addressable_id,
     validate_instance_id,
     validate_workflow_name,
@@ -37,14 +38,6 @@ from .values import (
 
 MAX_BATCH = 100
 DEFAULT_STEP_LIMIT = 10_000
-
-
-def _addressable(instance_id: object) -> bool:
-    try:
-        validate_addressable_id(instance_id)
-    except WorkflowError:
-        return False
-    return True
 
 
 def _kebab(name: str) -> str:
@@ -271,7 +264,7 @@ class Workflow:
             WorkflowError: ``(instance.invalid_id)`` for an id no instance can have.
             InstanceNotFoundError: no such instance.
         """
-        if not _addressable(id):
+        if not is_addressable_id(id):
             raise WorkflowError("(instance.invalid_id) Instance ID is invalid")
         if not self._catalog.exists(self.name, id):
             raise InstanceNotFoundError(f"(instance.not_found) no instance {id!r} in {self.name}")
@@ -290,7 +283,7 @@ class Workflow:
         if len(ids) > MAX_BATCH:
             raise WorkflowError(
                 f"(body) batchDeleteInstances only supports {MAX_BATCH} instances at a time")
-        if not all(_addressable(i) for i in ids):
+        if not all(is_addressable_id(i) for i in ids):
             raise WorkflowError("(instance.invalid_id) Instance ID is invalid")
         return await self._catalog.delete_batch(self.name, ids)
 

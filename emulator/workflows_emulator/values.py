@@ -176,9 +176,15 @@ def validate_instance_id(instance_id: object) -> str:
     return str(instance_id)
 
 
+def is_addressable_id(instance_id: object) -> bool:
+    """Whether ``get()`` may look ``instance_id`` up, as Cloudflare decides (cron-made ids
+    included)."""
+    return _fits(instance_id, ADDRESSABLE_ID, MAX_ADDRESSABLE_ID)
+
+
 def validate_addressable_id(instance_id: object) -> str:
     """Check an id that ``get()`` looks up, as Cloudflare does (cron-made ids included)."""
-    if not _fits(instance_id, ADDRESSABLE_ID, MAX_ADDRESSABLE_ID):
+    if not is_addressable_id(instance_id):
         raise WorkflowError(
             f"Workflow instance has invalid id: {instance_id!r}. Use 1-{MAX_ADDRESSABLE_ID} "
             "characters from a-z, A-Z, 0-9, space, ',', '*', '/', '#', '-' and '_'"

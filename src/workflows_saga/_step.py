@@ -63,11 +63,9 @@ def make_rollback_options(
 def _takes_the_context(name: str, fn: Callable[..., Any]) -> bool:
     """Whether handler ``fn`` is given the `RollbackContext` (it can take one positional
     argument) or called with none; refuse any other signature now, naming step ``name``."""
-    code = getattr(fn, "__code__", None)
-    if inspect.isfunction(fn) and code is not None:  # fast path for plain functions
-        required = code.co_argcount - len(fn.__defaults__ or ())
-        kw_required = code.co_kwonlyargcount - len(fn.__kwdefaults__ or {})
-        takes_one = code.co_argcount >= 1 or bool(code.co_flags & inspect.CO_VARARGS)
+    arity = _plain_arity(fn)
+    if arity is not None:
+        required, takes_one, kw_required = arity
         if kw_required == 0 and required <= 1 and (takes_one or required == 0):
             return takes_one
     try:
@@ -96,16 +94,30 @@ def _as_async_handler(name: str, fn: Callable[..., Any]) -> RollbackHandler:
     return handler
 
 
+def _plain_arity(fn: Callable[..., Any]) -> tuple[int, bool, int] | None:
+    """For a plain function (read from its code object, far cheaper than a signature):
+    ``(required positional, accepts a positional, required keyword-only)``; else ``None``."""
+    code = getattr(fn, "__code__", None)
+    if not inspect.isfunction(fn) or code is None:
+        return None
+    required = code.co_argcount - len(fn.__defaults__ or ())
+    accepts_one = code.co_argcount >= 1 or _has_varargs(fn)
+    return required, accepts_one, code.co_kwonlyargcount - len(fn.__kwdefaults__ or {})
+
+
+def _has_varargs(fn: Callable[..., Any]) -> bool:
+    return bool(fn.__code__.co_flags & inspect.CO_VARARGS)
+
+
 def _wants_ctx(fn: Callable[..., Any]) -> bool:
     """Whether a call-form callback takes the ctx: it has a required positional parameter.
 
     Parameters with defaults (``lambda n=name: ...``) are left alone.
     """
-    code = getattr(fn, "__code__", None)
-    if inspect.isfunction(fn) and code is not None:  # fast path for plain functions
-        if code.co_flags & inspect.CO_VARARGS:
-            return True
-        return bool(code.co_argcount - len(fn.__defaults__ or ()) > 0)
+    arity = _plain_arity(fn)
+    if arity is not None:
+        required, _, _ = arity
+        return required > 0 or _has_varargs(fn)
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
@@ -115,20 +127,6 @@ def _wants_ctx(fn: Callable[..., Any]) -> bool:
         or (p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty)
         for p in params
     )
-
-
-def _started(step: Awaitable[T]) -> asyncio.Future[T]:
-    """``step`` started now, as JS's ``step.do`` starts at call time (it runs up to its first
-    suspension before this returns): a future that may be awaited any number of times,
-    gathered (``Promise.all``) or raced (``Promise.race``).
-
-    Step counts and the rollback order follow the order of the calls. A failure nobody awaits
-    is marked as retrieved (no "exception was never retrieved" at garbage collection): it is
-    already in the engine's log, and, as for a JS promise left alone, only an awaited failure
-    fails ``run()``.
-    """
-    return start_now(step)
-
 
 
 async def _call(fn: Callable[..., Any], *args: Any) -> Any:
@@ -347,7 +345,12 @@ class WorkflowStep:
         async def body(ctx: StepContext) -> Any:
             return await (_call(callback, ctx) if pass_ctx else _call(callback))
 
-        return _started(self._backend.do(StepCall(name, body, cfg, options)))
+        # Started now, as JS's step.do starts at call time: the step runs up to its first
+        # suspension before this returns, so counts and the rollback order follow the calls.
+        # The future may be awaited any number of times, gathered (Promise.all) or raced
+        # (Promise.race); a failure nobody awaits is not reported as lost (it is in the
+        # engine's log, and as for a JS promise left alone, only an awaited failure fails run()).
+        return start_now(self._backend.do(StepCall(name, body, cfg, options)))
 
     def sleep(self, name: str, duration: Duration) -> Awaitable[None]:
         """Sleep durably for ``duration`` (ms, timedelta, or ``"3 hours"``)."""
