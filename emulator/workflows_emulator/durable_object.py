@@ -16,7 +16,33 @@ from typing import Any
 from .errors import EmulatorError
 from .values import dumps, loads
 
-_SAFE_NAME = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}$")
+_SAFE_NAME = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}")
+
+
+class StorageHooks:
+    """A test seam told of every transaction commit of every Durable Object storage.
+
+    ``before_commit`` may raise (a `sqlite3.OperationalError`, as SQLite would) to inject a
+    storage fault: the transaction is then rolled back. ``after_commit`` runs once the
+    commit is durable (the place to ``kill -9`` a process at a commit boundary).
+    Install with `install_hooks`; the default does nothing.
+    """
+
+    def before_commit(self, path: Path) -> None:
+        """Called just before ``COMMIT`` of a transaction on the file ``path``."""
+
+    def after_commit(self, path: Path) -> None:
+        """Called just after ``COMMIT`` of a transaction on the file ``path``."""
+
+
+_hooks: StorageHooks | None = None
+
+
+def install_hooks(hooks: StorageHooks | None) -> StorageHooks | None:
+    """Install ``hooks`` for every storage of this process (``None`` removes); returns the old ones."""
+    global _hooks
+    old, _hooks = _hooks, hooks
+    return old
 
 
 class SqlCursor:
@@ -227,7 +253,20 @@ class _Transaction:
         storage = self._storage
         storage._depth -= 1
         if storage._depth == 0:
-            storage._conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+            if exc_type is not None:
+                storage._conn.execute("ROLLBACK")
+                return
+            hooks = _hooks
+            if hooks is None:
+                storage._conn.execute("COMMIT")
+                return
+            try:
+                hooks.before_commit(storage.path)
+            except BaseException:
+                storage._conn.execute("ROLLBACK")
+                raise
+            storage._conn.execute("COMMIT")
+            hooks.after_commit(storage.path)
 
 
 class DurableObjectNamespace:
@@ -238,7 +277,7 @@ class DurableObjectNamespace:
 
     def path_for(self, name: str) -> Path:
         """The file of object ``name``; refuses names that could leave the directory."""
-        if not isinstance(name, str) or not _SAFE_NAME.match(name):
+        if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
             raise EmulatorError(
                 f"invalid object name {name!r}: use 1-100 characters from a-z, A-Z, 0-9, "
                 "'-' and '_', starting with a letter, digit or '_'"
