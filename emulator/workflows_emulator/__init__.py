@@ -19,16 +19,20 @@ from .clock import Clock, RealClock, VirtualClock
 from .durable_object import DurableObjectNamespace, DurableObjectStorage
 from .emulator import Emulator, Instance, Workflow
 from .errors import (
+    DamagedStateError,
     EmulatorError,
     InstanceNotFoundError,
     InvalidActionError,
     ProjectConfigError,
+    StateDirectoryBusy,
+    StorageError,
     WorkflowError,
 )
 from .log_fold import StepRow
 
 __all__ = [
     "Clock",
+    "DamagedStateError",
     "DurableObjectNamespace",
     "DurableObjectStorage",
     "Emulator",
@@ -38,7 +42,9 @@ __all__ = [
     "InvalidActionError",
     "ProjectConfigError",
     "RealClock",
+    "StateDirectoryBusy",
     "StepRow",
+    "StorageError",
     "VirtualClock",
     "Workflow",
     "WorkflowError",

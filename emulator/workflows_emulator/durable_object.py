@@ -3,17 +3,26 @@
 The engine persists only through this interface, the shape Cloudflare's Workflows engine
 uses: ``sql.exec``, key-value ``get/put/delete/list``, ``transaction()`` and one alarm.
 Nothing else in the emulator opens SQLite.
+
+Files are opened on demand: an `OpenFiles` budget keeps at most so many connections open
+and closes the least recently used idle one first, so any number of objects fit in a small
+``ulimit -n``. Every SQLite failure leaves here as a `StorageError` naming the file and the
+cause (`DamagedStateError` for a file that is not a state file).
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import resource
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import EmulatorError
+from .errors import DamagedStateError, EmulatorError, StorageError
 from .values import dumps, loads
 
 _SAFE_NAME = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}")
@@ -79,23 +88,170 @@ class SqlCursor:
         return None if row is None else dict(zip(self.column_names, row, strict=True))
 
 
+
+_DOCTOR = "run `workflows-emulator doctor --persist-to <state dir>` to find and set aside damaged files"
+
+
+def storage_error(path: Path, exc: BaseException) -> StorageError:
+    """``exc`` (from SQLite or the OS) as a `StorageError` that says what went wrong."""
+    if isinstance(exc, StorageError):
+        return exc
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    text = str(exc)
+    code = exc.errno if isinstance(exc, OSError) else None
+    if name.startswith("SQLITE_FULL") or "disk is full" in text or code == errno.ENOSPC:
+        return StorageError(path, "the disk is full",
+                            "free some space: the instance resumes from its last commit")
+    if (name.startswith("SQLITE_READONLY") or "readonly" in text
+            or code in (errno.EROFS, errno.EACCES, errno.EPERM)):
+        return StorageError(path, "the state file or its folder is read-only",
+                            "make the state directory writable, or use another --persist-to")
+    if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or "not a database" in text or (
+            "malformed" in text):
+        return DamagedStateError(path, "the file is damaged or is not a workflows-emulator "
+                                 "state file", _DOCTOR)
+    if name.startswith("SQLITE_IOERR") or "I/O error" in text or code == errno.EIO:
+        return StorageError(path, f"a disk I/O error ({text})",
+                            "check the disk; the instance resumes from its last commit")
+    if name.startswith("SQLITE_BUSY") or "database is locked" in text:
+        return StorageError(path, "the file is locked by another process",
+                            "only one process may drive a state directory")
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text or code in (
+            errno.EMFILE, errno.ENFILE):
+        if code in (errno.EMFILE, errno.ENFILE) or out_of_descriptors():
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            return StorageError(path, f"too many open files (the limit is {soft})",
+                                "raise it with `ulimit -n`, or pass a smaller max_open_files")
+        return StorageError(path, "cannot open the file (is its folder missing or not "
+                            "accessible?)")
+    return StorageError(path, f"SQLite failed: {text}")
+
+
+def out_of_descriptors() -> bool:
+    """Whether this process is (nearly) out of file descriptors."""
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY)
+    except OSError as exc:
+        return exc.errno in (errno.EMFILE, errno.ENFILE)
+    os.close(fd)
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return soft != resource.RLIM_INFINITY and fd >= soft - 4
+
+
+def default_open_files() -> int:
+    """How many storages may hold a connection at once: a share of ``ulimit -n``.
+
+    Each open WAL database holds three descriptors (the file, its WAL and shared memory).
+    """
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return 128
+    return max(4, min(128, (soft - 64) // 6))
+
+
+class OpenFiles:
+    """A budget of open connections shared by many storages, least recently used closed first.
+
+    Args:
+        limit: the most storages with an open connection (default `default_open_files`).
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = max(1, limit if limit is not None else default_open_files())
+        self._open: OrderedDict[int, DurableObjectStorage] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def opened(self, storage: DurableObjectStorage) -> None:
+        """``storage`` holds a connection now; close others beyond the budget."""
+        self._open[id(storage)] = storage
+        if len(self._open) > self.limit:
+            self.shrink(self.limit)
+
+    def used(self, storage: DurableObjectStorage) -> None:
+        """``storage`` was just used: it is closed last."""
+        self._open.move_to_end(id(storage))
+
+    def closed(self, storage: DurableObjectStorage) -> None:
+        """``storage`` released its connection."""
+        self._open.pop(id(storage), None)
+
+    def shrink(self, keep: int) -> int:
+        """Close idle connections, oldest first, until at most ``keep`` are open; how many."""
+        closed = 0
+        for storage in list(self._open.values()):
+            if len(self._open) <= keep:
+                break
+            if not storage.in_transaction:
+                storage.release()
+                closed += 1
+        return closed
+
+
 class SqlStorage:
     """``storage.sql``: run SQL against this object's database."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
+    __slots__ = ("_storage",)
+
+    def __init__(self, storage: DurableObjectStorage) -> None:
+        self._storage = storage
 
     def exec(self, query: str, *bindings: Any) -> SqlCursor:
         """Run one statement with ``?`` bindings and return its cursor."""
-        return SqlCursor(self._conn.execute(query, bindings))
+        storage = self._storage
+        try:
+            return SqlCursor(storage._conn.execute(query, bindings))
+        except sqlite3.Error as exc:
+            raise storage_error(storage.path, exc) from exc
 
     def executescript(self, script: str) -> None:
         """Run several statements (schema set-up)."""
-        self._conn.executescript(script)
+        storage = self._storage
+        try:
+            storage._conn.executescript(script)
+        except sqlite3.Error as exc:
+            raise storage_error(storage.path, exc) from exc
 
     def exec_many(self, query: str, rows: list[tuple[Any, ...]]) -> None:
         """Run one statement for each binding tuple in ``rows``."""
-        self._conn.executemany(query, rows)
+        storage = self._storage
+        try:
+            storage._conn.executemany(query, rows)
+        except sqlite3.Error as exc:
+            raise storage_error(storage.path, exc) from exc
+
+
+class _Reconnect:
+    """Stands in for a released connection: the first use opens the file again."""
+
+    __slots__ = ("_storage",)
+
+    def __init__(self, storage: DurableObjectStorage) -> None:
+        self._storage = storage
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        return self._storage._reconnect().execute(*args)
+
+    def executemany(self, *args: Any) -> sqlite3.Cursor:
+        return self._storage._reconnect().executemany(*args)
+
+    def executescript(self, script: str) -> sqlite3.Cursor:
+        return self._storage._reconnect().executescript(script)
+
+
+class _Closed:
+    """A closed storage's connection: any use is an error."""
+
+    __slots__ = ("_path",)
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def _refuse(self, *_: Any) -> sqlite3.Cursor:
+        raise sqlite3.ProgrammingError(f"the storage of {self._path} is closed")
+
+    execute = executemany = executescript = _refuse
 
 
 class DurableObjectStorage:
@@ -103,24 +259,58 @@ class DurableObjectStorage:
 
     Each statement outside `transaction` commits on its own; inside, all commit together
     or not at all. WAL with ``synchronous=NORMAL`` survives a killed process.
+
+    Args:
+        path: the SQLite file.
+        schema: DDL run when the file is created or opened for writing.
+        version: the schema's version, kept in the file (``PRAGMA user_version``); a file
+            of another version is refused with an error naming both.
+        files: the open-connection budget to count against (``None``: always open).
+        create: whether a missing file may be created (else `StorageError`).
+        read_only: open for reading only; nothing is ever written (no schema either).
     """
 
-    def __init__(self, path: Path | str, schema: str = "", version: int = 0) -> None:
+    def __init__(self, path: Path | str, schema: str = "", version: int = 0, *,
+                 files: OpenFiles | None = None, create: bool = True,
+                 read_only: bool = False) -> None:
         self.path = Path(path)
         self.is_new = not self.path.exists()
         """Whether this object had no storage before (nothing to erase, nothing to recover)."""
-        if self.is_new:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = self._connect(schema, version)
-        self.sql = SqlStorage(self._conn)
+        self.read_only = read_only
+        self._files = files
         self._depth = 0
         self._closed = False
+        self.sql = SqlStorage(self)
+        if self.is_new and (read_only or not create):
+            raise StorageError(self.path, "the state file does not exist")
+        if self.is_new:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise storage_error(self.path, exc) from exc
+        self._conn: Any = self._connect(schema, version)
+
+    # -- connections --------------------------------------------------------------------
+
+    def _open_connection(self, first: bool = False) -> sqlite3.Connection:
+        # Only the first open may create the file: a released storage whose file was
+        # deleted meanwhile must not come back empty.
+        mode = "ro" if self.read_only else ("rwc" if first and self.is_new else "rw")
+        uri = f"{self.path.absolute().as_uri()}?mode={mode}"
+        files = self._files
+        for retry in (True, False):
+            try:
+                return sqlite3.connect(uri, uri=True, isolation_level=None,
+                                       check_same_thread=False)
+            except sqlite3.Error as exc:
+                # Out of descriptors: give back the idle half of the budget and try once more.
+                if retry and files is not None and files.shrink(len(files) // 2):
+                    continue
+                raise storage_error(self.path, exc) from exc
+        raise AssertionError("unreachable")
 
     def _connect(self, schema: str, version: int) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise EmulatorError(f"cannot open state file {self.path}: {exc}") from exc
+        conn = self._open_connection(first=True)
         try:
             found = conn.execute("PRAGMA user_version").fetchone()[0]
             has_tables = conn.execute(
@@ -130,27 +320,67 @@ class DurableObjectStorage:
                     f"state file {self.path} has schema version {found}, but this "
                     f"workflows-emulator reads version {version}: use the emulator version "
                     "that wrote it, or point the emulator at a new state directory")
-            # Small pages: a transition appends a few hundred bytes, and WAL writes whole pages.
-            # The empty schema is written without fsync (a killed process loses nothing of an
-            # empty file; this makes opening a new object ~5x cheaper), then every later write
-            # goes through WAL with synchronous=NORMAL.
-            conn.executescript(
-                "PRAGMA synchronous=OFF; PRAGMA page_size=1024;"
-                "CREATE TABLE IF NOT EXISTS _kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-                "CREATE TABLE IF NOT EXISTS _alarm (id INTEGER PRIMARY KEY CHECK (id = 0), "
-                "at REAL NOT NULL);" + schema + f"PRAGMA user_version={int(version)};"
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-            )
-        except sqlite3.DatabaseError as exc:
+            if not has_tables and not self.is_new:
+                raise DamagedStateError(
+                    self.path, "the file is empty or holds no workflows-emulator tables", _DOCTOR)
+            if self.read_only:
+                conn.execute("PRAGMA query_only=1")
+            elif self.is_new:
+                # Small pages: a transition appends a few hundred bytes, and WAL writes whole
+                # pages. The empty schema is written without fsync (a killed process loses
+                # nothing of an empty file; this makes opening a new object ~5x cheaper),
+                # then every later write goes through WAL with synchronous=NORMAL.
+                conn.executescript(
+                    "PRAGMA synchronous=OFF; PRAGMA page_size=1024;"
+                    "CREATE TABLE IF NOT EXISTS _kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                    "CREATE TABLE IF NOT EXISTS _alarm (id INTEGER PRIMARY KEY CHECK (id = 0), "
+                    "at REAL NOT NULL);" + schema + f"PRAGMA user_version={int(version)};"
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                )
+            else:
+                conn.executescript(schema + "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+        except sqlite3.Error as exc:
             conn.close()
-            raise EmulatorError(
-                f"cannot open state file {self.path}: {exc}. It is not a workflows-emulator "
-                "state file, or it is damaged; point the emulator at another state directory"
-            ) from exc
+            raise storage_error(self.path, exc) from exc
         except BaseException:
             conn.close()
             raise
+        if self._files is not None:
+            self._files.opened(self)
         return conn
+
+    def _reconnect(self) -> sqlite3.Connection:
+        """Open the file again after `release` (it must still exist)."""
+        conn = self._open_connection()
+        try:
+            conn.execute("PRAGMA query_only=1" if self.read_only else "PRAGMA synchronous=NORMAL")
+        except sqlite3.Error:
+            conn.close()
+            raise
+        self._conn = conn
+        if self._files is not None:
+            self._files.opened(self)
+        return conn
+
+    def release(self) -> None:
+        """Close the connection for now; the next use opens the file again (not in a transaction)."""
+        conn = self._conn
+        if self._closed or isinstance(conn, _Reconnect) or self._depth:
+            return
+        self._conn = _Reconnect(self)
+        if self._files is not None:
+            self._files.closed(self)
+        conn.close()
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether `close` was called."""
+        return self._closed
+
+    @property
+    def is_open(self) -> bool:
+        """Whether a connection (a file descriptor) is held now."""
+        return isinstance(self._conn, sqlite3.Connection)
 
     @property
     def in_transaction(self) -> bool:
@@ -170,16 +400,14 @@ class DurableObjectStorage:
 
     def get(self, key: str, default: Any = None) -> Any:
         """The JSON value stored under ``key``, or ``default``."""
-        row = self._conn.execute("SELECT value FROM _kv WHERE key = ?", (key,)).fetchone()
-        return default if row is None else loads(row[0])
+        row = self.sql.exec("SELECT value FROM _kv WHERE key = ?", key).raw()
+        return default if not row else loads(row[0][0])
 
     def put(self, key: str, value: Any) -> None:
         """Store ``value`` (JSON-serialisable) under ``key``."""
-        self._conn.execute(
+        self.sql.exec(
             "INSERT INTO _kv (key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, dumps(value)),
-        )
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, dumps(value))
 
     def put_many(self, entries: Mapping[str, Any]) -> None:
         """Store several keys in one transaction."""
@@ -189,49 +417,50 @@ class DurableObjectStorage:
 
     def delete(self, key: str) -> bool:
         """Delete ``key``; True if it existed."""
-        return self._conn.execute("DELETE FROM _kv WHERE key = ?", (key,)).rowcount > 0
+        return self.sql.exec("DELETE FROM _kv WHERE key = ?", key).rows_written > 0
 
     def list(self, prefix: str = "") -> dict[str, Any]:
         """All keys starting with ``prefix``, in key order."""
-        rows = self._conn.execute(
+        rows = self.sql.exec(
             "SELECT key, value FROM _kv WHERE substr(key, 1, ?) = ? ORDER BY key",
-            (len(prefix), prefix),
-        )
+            len(prefix), prefix).raw()
         return {k: loads(v) for k, v in rows}
 
     def delete_all(self) -> None:
         """Erase every table of this object (as ``storage.deleteAll()``)."""
         with self.transaction():
-            tables = [
-                r[0]
-                for r in self._conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' "
-                    "AND name NOT LIKE 'sqlite_%'"
-                )
-            ]
+            tables = [r[0] for r in self.sql.exec(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%'").raw()]
             for table in tables:
-                self._conn.execute(f'DELETE FROM "{table}"')
+                self.sql.exec(f'DELETE FROM "{table}"')
 
     # -- the alarm ----------------------------------------------------------------------
 
     def set_alarm(self, at_ms: float) -> None:
         """Schedule this object's alarm for ``at_ms`` (epoch ms), replacing any other."""
-        self._conn.execute("INSERT OR REPLACE INTO _alarm (id, at) VALUES (0, ?)", (at_ms,))
+        self.sql.exec("INSERT OR REPLACE INTO _alarm (id, at) VALUES (0, ?)", at_ms)
 
     def get_alarm(self) -> float | None:
         """The scheduled alarm time in epoch ms, or ``None``."""
-        row = self._conn.execute("SELECT at FROM _alarm WHERE id = 0").fetchone()
-        return None if row is None else float(row[0])
+        row = self.sql.exec("SELECT at FROM _alarm WHERE id = 0").raw()
+        return None if not row else float(row[0][0])
 
     def delete_alarm(self) -> None:
         """Cancel the alarm."""
-        self._conn.execute("DELETE FROM _alarm WHERE id = 0")
+        self.sql.exec("DELETE FROM _alarm WHERE id = 0")
 
     def close(self) -> None:
         """Close the database (further use raises); closing twice does nothing."""
-        if not self._closed:
-            self._closed = True
-            self._conn.close()
+        if self._closed:
+            return
+        conn = self._conn
+        self._closed = True
+        self._conn = _Closed(self.path)
+        if isinstance(conn, sqlite3.Connection):
+            if self._files is not None:
+                self._files.closed(self)
+            conn.close()
 
 
 class _Transaction:
@@ -245,35 +474,53 @@ class _Transaction:
     def __enter__(self) -> DurableObjectStorage:
         storage = self._storage
         if storage._depth == 0:
-            storage._conn.execute("BEGIN")
+            try:
+                storage._conn.execute("BEGIN")
+            except sqlite3.Error as exc:
+                raise storage_error(storage.path, exc) from exc
+            if storage._files is not None:
+                storage._files.used(storage)
         storage._depth += 1
         return storage
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         storage = self._storage
         storage._depth -= 1
-        if storage._depth == 0:
-            if exc_type is not None:
-                storage._conn.execute("ROLLBACK")
-                return
-            hooks = _hooks
-            if hooks is None:
-                storage._conn.execute("COMMIT")
-                return
-            try:
+        if storage._depth:
+            return
+        conn = storage._conn
+        if exc_type is not None:
+            _roll_back(conn)
+            return
+        hooks = _hooks
+        try:
+            if hooks is not None:
                 hooks.before_commit(storage.path)
-            except BaseException:
-                storage._conn.execute("ROLLBACK")
-                raise
-            storage._conn.execute("COMMIT")
+            conn.execute("COMMIT")
+        except BaseException as failed:
+            _roll_back(conn)
+            if isinstance(failed, sqlite3.Error | OSError):
+                raise storage_error(storage.path, failed) from failed
+            raise
+        if hooks is not None:
             hooks.after_commit(storage.path)
+
+
+def _roll_back(conn: sqlite3.Connection) -> None:
+    """Roll back what is open (a failed COMMIT may already have rolled back on its own)."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the connection is unusable; its next use reports why
 
 
 class DurableObjectNamespace:
     """Maps object names to their storage files under one directory, never outside it."""
 
-    def __init__(self, directory: Path | str) -> None:
+    def __init__(self, directory: Path | str, files: OpenFiles | None = None) -> None:
         self.directory = Path(directory).resolve()
+        self.files = files
 
     def path_for(self, name: str) -> Path:
         """The file of object ``name``; refuses names that could leave the directory."""
@@ -287,13 +534,15 @@ class DurableObjectNamespace:
             raise EmulatorError(f"object name {name!r} escapes {self.directory}")
         return path
 
-    def open(self, name: str, schema: str = "", version: int = 0) -> DurableObjectStorage:
-        """Open (creating if needed) object ``name``'s storage, with ``schema`` (DDL) in it.
+    def open(self, name: str, schema: str = "", version: int = 0, *,
+             create: bool = True) -> DurableObjectStorage:
+        """Open object ``name``'s storage (creating it if allowed), with ``schema`` (DDL) in it.
 
         ``version`` is the schema's version, kept in the file; a file of another version is
-        refused with an error naming both.
+        refused with an error naming both. The connection counts against `files`.
         """
-        return DurableObjectStorage(self.path_for(name), schema, version)
+        return DurableObjectStorage(self.path_for(name), schema, version, files=self.files,
+                                    create=create)
 
     def exists(self, name: str) -> bool:
         """Whether object ``name`` has a storage file."""

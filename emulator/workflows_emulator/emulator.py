@@ -21,6 +21,7 @@ from workflows_saga import Duration
 
 from .clock import Clock, RealClock, VirtualClock
 from .compat import Compatibility
+from .durable_object import OpenFiles
 from .engine import InstanceEngine
 from .errors import EmulatorError, InstanceNotFoundError, WorkflowError
 from .events import FINAL_SUBSCRIBE_EVENTS, STATUSES, TERMINAL, subscribe_event
@@ -28,6 +29,7 @@ from .instance_catalog import BatchDeleteResult, InstanceCatalog
 from .instance_index import InstanceIndex
 from .log_fold import StepRow
 from .scheduler import Scheduler
+from .state_lock import StateLock
 from .values import (
     encode_value,
     is_addressable_id,
@@ -58,6 +60,15 @@ class Emulator:
             it and ``compatibility_flags`` switch date-gated behaviour as on Cloudflare
             (see `Compatibility`).
         compatibility_flags: the Worker's ``compatibility_flags``.
+        max_open_files: how many instance files may be open at once (default: a share of
+            ``ulimit -n``); idle ones are closed first and reopened on demand.
+        lock: this process's lock on ``state`` if the caller took it already (the dev
+            server takes it before importing the project); otherwise the emulator takes it
+            and releases it on close.
+
+    Raises:
+        StateDirectoryBusy: another process (or another open emulator) drives ``state``.
+        StorageError: the state directory cannot be written.
     """
 
     def __init__(
@@ -69,6 +80,8 @@ class Emulator:
         max_concurrency: int | None = None,
         compatibility_date: str | None = None,
         compatibility_flags: Iterable[str] = (),
+        max_open_files: int | None = None,
+        lock: StateLock | None = None,
     ) -> None:
         self.compatibility = Compatibility.of(compatibility_date, compatibility_flags)
         if isinstance(clock, str):
@@ -87,12 +100,24 @@ class Emulator:
                 f"state path {self.state_dir} is a file; the emulator keeps its state in a "
                 "directory: pass a directory path (it is created if missing)"
             )
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._index = InstanceIndex(self.state_dir)
+        if lock is not None and lock.state_dir != self.state_dir:
+            raise EmulatorError(f"the lock given is on {lock.state_dir}, not on {self.state_dir}")
+        self._own_lock = lock is None
+        self._lock = StateLock.acquire(self.state_dir) if lock is None else lock
+        try:
+            self._index = InstanceIndex(self.state_dir)
+        except BaseException:
+            self._release_lock()
+            raise
+        self.files = OpenFiles(max_open_files)
         self._scheduler = Scheduler(clock, self._index, max_concurrency)
         self._catalog = InstanceCatalog(self.state_dir, self._scheduler, self._index,
-                                        self.compatibility)
+                                        self.compatibility, self.files)
         self._closed = False
+
+    def _release_lock(self) -> None:
+        if self._own_lock:
+            self._lock.release()
 
     # -- context management -------------------------------------------------------------------
 
@@ -118,6 +143,7 @@ class Emulator:
             await self._catalog.close(drain_timeout)
         finally:
             self._index.close()
+            self._release_lock()
             if self._tmp is not None:
                 shutil.rmtree(self._tmp, ignore_errors=True)
 
@@ -132,6 +158,7 @@ class Emulator:
         self._catalog.close_idle()
         self._closed = True
         self._index.close()
+        self._release_lock()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
 

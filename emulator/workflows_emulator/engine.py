@@ -19,7 +19,13 @@ from workflows_saga.backend import ErrorRecord, record_error
 
 from .attempts import INTERNAL_ERROR, AttemptRunner, FatalAbort
 from .compat import CURRENT, Compatibility
-from .errors import InstanceGone, InvalidActionError, WorkflowError, WorkflowFatalError
+from .errors import (
+    InstanceGone,
+    InvalidActionError,
+    StorageError,
+    WorkflowError,
+    WorkflowFatalError,
+)
 from .instance_store import InstanceStore
 from .log_fold import StepRow, restart_keys
 from .records import InstanceMeta, InstanceStatus, LogEvent, Phase
@@ -34,6 +40,10 @@ if TYPE_CHECKING:
 S = InstanceStatus
 
 RunFactory = Callable[[], Callable[[dict[str, Any], Any], Awaitable[Any]]]
+FAULT_RETRY_FIRST_S = 0.5
+FAULT_RETRY_MAX_S = 30.0
+"""With the real clock, an instance stopped by a storage fault tries again after these
+(doubling) real seconds; with the virtual clock it runs again when driven (``wait()``)."""
 
 
 class InstanceEngine:
@@ -46,7 +56,7 @@ class InstanceEngine:
         self.workflow = workflow
         self.id = instance_id
         self.store = store
-        store.listen(functools.partial(host.logged, self))
+        store.listen(functools.partial(host.logged, self), self._storage_failed)
         self._make_run = make_run
         self.meta = store.read_meta() or InstanceMeta(instance_id, workflow, None, 0.0,
                                                       status=S.UNKNOWN)
@@ -63,6 +73,11 @@ class InstanceEngine:
         self._sleepers: set[asyncio.Future[Any]] = set()
         self._driver: asyncio.Task[None] | None = None
         self._stop_reason: str | None = None
+        self.fault: StorageError | None = None
+        """A storage fault that stopped this instance where it was, until it runs again."""
+        self._fault_halt: asyncio.Task[None] | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self._retry_delay = FAULT_RETRY_FIRST_S
         self._load()
 
     @property
@@ -100,7 +115,15 @@ class InstanceEngine:
         self._load()
 
     def start(self) -> None:
-        """Drive this instance (again, after a stop or a restart of the process)."""
+        """Drive this instance (again, after a stop, a storage fault or a restart of the process).
+
+        Raises:
+            StorageError: a storage fault stopped it and the file still cannot be read.
+        """
+        if self.fault is not None:
+            if self.running:
+                return  # still stopping
+            self._clear_fault()
         if self.terminal or self.status == S.PAUSED or self.running:
             return
         self._driver = asyncio.get_running_loop().create_task(
@@ -261,11 +284,17 @@ class InstanceEngine:
                 self._finish(S.ERRORED, LogEvent.WORKFLOW_FAILURE, error=abort.record)
                 return
             except Exception as exc:  # an error escaping run(): terminal failure
+                if self.store.fault is not None:
+                    return  # the disk failed, not the workflow (even if run() caught it)
                 await self._fail(exc)
+                return
+            if self.store.fault is not None:
                 return
             self._finish(S.COMPLETE, LogEvent.WORKFLOW_SUCCESS, output=loads(encoded))
         except InstanceGone:
             return  # deleted from inside its own run(): nothing is left to record
+        except StorageError:
+            return  # stopped where it is; `_storage_failed` has recorded the fault
         except asyncio.CancelledError:
             if self._stop_reason is None:
                 raise
@@ -339,6 +368,7 @@ class InstanceEngine:
                            ended=now, phase=Phase.DONE, pause_requested=False)
             self.store.append(event, now, data=data or None)
             self.store.delete_alarm()
+        self.store.release()  # a finished instance holds no file descriptor
 
     # == the hosts' side: parking, checkpoints, callbacks =========================================
 
@@ -425,6 +455,62 @@ class InstanceEngine:
         if self.meta.pause_requested:
             self._set_paused()
         self.host.activity()
+
+    # == storage faults ===========================================================================
+
+    def _storage_failed(self, fault: StorageError) -> None:
+        """The store could not read or write: stop here, keep the persisted state as it is."""
+        self.fault = fault
+        try:
+            persisted = self.store.read_meta()
+        except StorageError:
+            persisted = None
+        if persisted is not None:  # what was set in memory for the failed commit did not happen
+            changed = persisted.status != self.meta.status
+            self.meta = persisted
+            if changed:
+                self.host.status_changed(self)
+        loop = asyncio.get_running_loop()
+        if self._fault_halt is None or self._fault_halt.done():
+            self._fault_halt = loop.create_task(self.halt("storage"),
+                                                name=f"halt:{self.workflow}:{self.id}")
+        if not self.clock.virtual:
+            if self._retry is not None:
+                self._retry.cancel()
+            self._retry = loop.call_later(self._retry_delay, self._retry_after_fault)
+            self._retry_delay = min(self._retry_delay * 2, FAULT_RETRY_MAX_S)
+        self.host.activity()
+
+    def _retry_after_fault(self) -> None:
+        self._retry = None
+        if self.fault is None or self.store.closed:
+            return
+        try:
+            self.start()
+        except StorageError as again:
+            self._storage_failed(again)
+
+    def _clear_fault(self) -> None:
+        """Read the instance afresh from its file, and write again."""
+        fault = self.fault
+        try:
+            self.store.clear_fault()
+            meta = self.store.read_meta()
+        except StorageError as again:
+            self.store.fault = again
+            self.fault = again
+            raise again from fault
+        self.fault = None
+        if meta is not None:
+            self.meta = meta
+            self.host.status_changed(self)
+        self.steps.reloaded()
+
+    def cancel_retry(self) -> None:
+        """Forget a pending retry after a fault (the instance is closing or deleted)."""
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
 
     # == bookkeeping ==============================================================================
 

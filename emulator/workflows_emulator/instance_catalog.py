@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from .compat import Compatibility
-from .durable_object import DurableObjectNamespace
+from .durable_object import DurableObjectNamespace, OpenFiles
 from .engine import InstanceEngine
-from .errors import EmulatorError, InstanceGone, InstanceNotFoundError
+from .errors import DamagedStateError, EmulatorError, InstanceGone, InstanceNotFoundError, StorageError
 from .instance_index import InstanceIndex
 from .instance_store import InstanceStore
 from .records import InstanceStatus
@@ -42,8 +42,9 @@ class InstanceCatalog:
     """Every registered workflow's instances, opened on demand and kept open while in use."""
 
     def __init__(self, state_dir: Path, scheduler: Scheduler, index: InstanceIndex,
-                 compat: Compatibility) -> None:
+                 compat: Compatibility, files: OpenFiles) -> None:
         self._state_dir = state_dir
+        self._files = files
         self._compat = compat
         self._scheduler = scheduler
         self._index = index
@@ -52,7 +53,7 @@ class InstanceCatalog:
 
     def register(self, name: str, make_run: RunFactory, step_limit: int) -> None:
         """Register (or replace) workflow ``name``."""
-        namespace = DurableObjectNamespace(self._state_dir / "instances" / name)
+        namespace = DurableObjectNamespace(self._state_dir / "instances" / name, self._files)
         self._workflows[name] = Registration(name, make_run, namespace, step_limit)
 
     def registration(self, workflow: str) -> Registration:
@@ -75,16 +76,27 @@ class InstanceCatalog:
 
     def engine(self, workflow: str, instance_id: str) -> InstanceEngine:
         """The engine of an existing instance; `InstanceNotFoundError` if there is none."""
+        engine = self._engines.get((workflow, instance_id))
+        if engine is not None:
+            return engine
         if not self.exists(workflow, instance_id):
             raise InstanceNotFoundError(f"instance.not_found: no instance {instance_id!r}")
-        return self._open(workflow, instance_id)
+        return self._open(workflow, instance_id, create=False)
 
-    def _open(self, workflow: str, instance_id: str) -> InstanceEngine:
+    def _open(self, workflow: str, instance_id: str, create: bool) -> InstanceEngine:
         key = (workflow, instance_id)
         engine = self._engines.get(key)
         if engine is None:
             reg = self.registration(workflow)
-            store = InstanceStore.open(reg.namespace, instance_id)
+            try:
+                store = InstanceStore.open(reg.namespace, instance_id, create=create)
+            except DamagedStateError as exc:
+                self._index.mark_damaged(workflow, instance_id, exc.cause)
+                raise
+            except EmulatorError as exc:
+                if not isinstance(exc, StorageError):  # written by another schema version
+                    self._index.mark_damaged(workflow, instance_id, str(exc))
+                raise
             try:
                 engine = InstanceEngine(self._scheduler, workflow, instance_id, store,
                                         reg.make_run, reg.step_limit, self._compat)
@@ -96,7 +108,7 @@ class InstanceCatalog:
 
     def create(self, workflow: str, instance_id: str, params: Any) -> InstanceEngine:
         """Persist and index a new instance, and start it."""
-        engine = self._open(workflow, instance_id)
+        engine = self._open(workflow, instance_id, create=True)
         now = self._scheduler.clock.now_ms()
         engine.create(params, now)
         self._index.add(workflow, instance_id, InstanceStatus.QUEUED, now)
@@ -105,8 +117,14 @@ class InstanceCatalog:
 
     async def delete(self, workflow: str, instance_id: str) -> None:
         """Stop and erase an instance."""
-        engine = self.engine(workflow, instance_id)
+        try:
+            engine = self.engine(workflow, instance_id)
+        except StorageError:  # a damaged file can still be deleted
+            self._index.remove(workflow, instance_id)
+            self.registration(workflow).namespace.remove(instance_id)
+            return
         from_inside = engine.driving_here()
+        engine.cancel_retry()
         await engine.halt("delete")
         engine.store.close()
         self._engines.pop((workflow, instance_id), None)
@@ -140,7 +158,10 @@ class InstanceCatalog:
             return  # started on __aenter__ / first use
         for workflow in [only] if only else list(self._workflows):
             for instance_id in self._index.unfinished(workflow):
-                engine = self._open(workflow, instance_id)
+                try:
+                    engine = self._open(workflow, instance_id, create=False)
+                except StorageError:
+                    continue  # listed with its problem; it never stops the others
                 # The instance's own storage is the truth; the index may lag after a crash.
                 self._scheduler.status_changed(engine)
                 engine.start()
@@ -151,6 +172,7 @@ class InstanceCatalog:
         if drain_timeout > 0:
             await asyncio.gather(*(e.drain(drain_timeout) for e in engines))
         for engine in engines:
+            engine.cancel_retry()
             try:
                 await engine.halt("shutdown")
             finally:

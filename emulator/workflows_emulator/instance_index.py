@@ -1,75 +1,237 @@
 """`InstanceIndex`: the one owner of the state directory's index of instances (``index.sqlite``).
 
 Each instance's own file is the truth about it; the index lists instances by workflow for
-``list()`` and for resuming unfinished ones, and is reconciled from the instances' files.
+``list()`` and for resuming unfinished ones. It is a cache of the instance files: when it is
+missing, damaged or of another version it is set aside and rebuilt from them, and every
+open reconciles it with the files on disk (instance files it lacks are added, entries whose
+file is gone are dropped). An instance file that cannot be read is listed with status
+``unknown`` and the reason, and never stops the others.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .durable_object import DurableObjectStorage
-from .records import TERMINAL
+from .errors import DamagedStateError, EmulatorError, StorageError
+from .records import TERMINAL, InstanceMeta, InstanceStatus
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The layout of ``index.sqlite`` (``PRAGMA user_version``)."""
+
+INDEX_NAME = "index.sqlite"
+QUARANTINE = "quarantine"
+"""The folder (in the state directory) where damaged files are set aside."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
     workflow TEXT NOT NULL, id TEXT NOT NULL, status TEXT NOT NULL,
-    created REAL NOT NULL, modified REAL NOT NULL, PRIMARY KEY (workflow, id)
+    created REAL NOT NULL, modified REAL NOT NULL, problem TEXT, PRIMARY KEY (workflow, id)
 );
 CREATE INDEX IF NOT EXISTS instances_by_created ON instances (workflow, created);
 """
 _TERMINAL_SQL = ", ".join(f"'{s}'" for s in sorted(TERMINAL))
+_SUFFIXES = ("", "-wal", "-shm")
+
+
+def instance_files(instances_root: Path) -> Iterator[tuple[str, str, Path]]:
+    """``(workflow, id, path)`` of every instance file under ``instances_root``."""
+    try:
+        workflows = sorted(os.scandir(instances_root), key=lambda e: e.name)
+    except FileNotFoundError:
+        return
+    for wf in workflows:
+        if not wf.is_dir():
+            continue
+        for entry in sorted(os.scandir(wf.path), key=lambda e: e.name):
+            if entry.name.endswith(".sqlite") and entry.is_file():
+                yield wf.name, entry.name[: -len(".sqlite")], Path(entry.path)
+
+
+def read_meta(path: Path) -> InstanceMeta | None:
+    """The metadata of the instance file ``path``, read without writing anything.
+
+    Raises:
+        StorageError: the file cannot be read (`DamagedStateError` if it is not a state file).
+    """
+    from .instance_store import SCHEMA_VERSION as INSTANCE_VERSION
+
+    storage = DurableObjectStorage(path, "", INSTANCE_VERSION, read_only=True)
+    try:
+        data = storage.get("meta")
+    finally:
+        storage.close()
+    return None if data is None else InstanceMeta.from_json(data)
+
+
+def set_aside(state_dir: Path, path: Path, label: str) -> Path:
+    """Move ``path`` (with its WAL files) into the quarantine folder; return the new path."""
+    folder = state_dir / QUARANTINE / label
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = folder / f"{path.stem}.{stamp}{path.suffix}"
+    n = 1
+    while target.exists():
+        n += 1
+        target = folder / f"{path.stem}.{stamp}-{n}{path.suffix}"
+    for suffix in _SUFFIXES:
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            os.replace(source, f"{target}{suffix}")
+    return target
 
 
 class InstanceIndex:
-    """Which instances exist, per workflow, with their last known status."""
+    """Which instances exist, per workflow, with their last known status.
+
+    Args:
+        state_dir: the state directory (``index.sqlite`` and ``instances/`` in it).
+    """
 
     def __init__(self, state_dir: Path) -> None:
-        self._storage = DurableObjectStorage(state_dir / "index.sqlite", _SCHEMA, SCHEMA_VERSION)
+        self._state_dir = state_dir
+        self.path = state_dir / INDEX_NAME
+        self.rebuilt_from: Path | None = None
+        """Where a damaged index was set aside, if this open rebuilt it."""
+        self._pending: dict[tuple[str, str], tuple[str, float]] = {}
+        """Statuses not yet written because a write failed (written with the next one)."""
+        try:
+            self._storage = DurableObjectStorage(self.path, _SCHEMA, SCHEMA_VERSION)
+        except StorageError as exc:
+            if not isinstance(exc, DamagedStateError):
+                raise  # the disk, not the file: nothing to rebuild
+            self._storage = self._replace_damaged()
+        except EmulatorError:  # another schema version: the index is only a cache
+            self._storage = self._replace_damaged()
+        self.reconcile()
+
+    def _replace_damaged(self) -> DurableObjectStorage:
+        self.rebuilt_from = set_aside(self._state_dir, self.path, "index")
+        return DurableObjectStorage(self.path, _SCHEMA, SCHEMA_VERSION)
 
     def close(self) -> None:
         """Close the file (idempotent)."""
+        with contextlib.suppress(StorageError):
+            self._flush_pending()
         self._storage.close()
+
+    # -- reconciling with the instance files ----------------------------------------------
+
+    def reconcile(self) -> None:
+        """Add instance files the index lacks, and drop entries whose file is gone."""
+        on_disk = {(wf, iid): path for wf, iid, path in instance_files(self._state_dir / "instances")}
+        indexed = {(r[0], r[1]) for r in self._storage.sql.exec(
+            "SELECT workflow, id FROM instances").raw()}
+        gone = indexed - on_disk.keys()
+        missing = [key for key in on_disk if key not in indexed]
+        if not gone and not missing:
+            return
+        with self._storage.transaction():
+            for wf, iid in gone:
+                self._storage.sql.exec("DELETE FROM instances WHERE workflow = ? AND id = ?", wf, iid)
+            for key in missing:
+                self._add_from_file(*key, on_disk[key])
+
+    def _add_from_file(self, workflow: str, instance_id: str, path: Path) -> None:
+        modified = path.stat().st_mtime * 1000
+        try:
+            meta = read_meta(path)
+        except DamagedStateError as exc:
+            self._insert(workflow, instance_id, InstanceStatus.UNKNOWN, modified, modified, exc.cause)
+            return
+        except StorageError as exc:
+            self._insert(workflow, instance_id, InstanceStatus.UNKNOWN, modified, modified,
+                         f"cannot be read: {exc.cause}")
+            return
+        except EmulatorError as exc:  # written by another schema version
+            self._insert(workflow, instance_id, InstanceStatus.UNKNOWN, modified, modified, str(exc))
+            return
+        if meta is None:
+            return  # a create cut off before it wrote anything: the next create erases it
+        self._insert(workflow, instance_id, meta.status, meta.created, modified, None)
+
+    def _insert(self, workflow: str, instance_id: str, status: str, created: float,
+                modified: float, problem: str | None) -> None:
+        self._storage.sql.exec(
+            "INSERT OR REPLACE INTO instances (workflow, id, status, created, modified, problem) "
+            "VALUES (?, ?, ?, ?, ?, ?)", workflow, instance_id, str(status), created, modified,
+            problem)
+
+    # -- the cache ------------------------------------------------------------------------
 
     def exists(self, workflow: str, instance_id: str) -> bool:
         """Whether ``instance_id`` of ``workflow`` is indexed."""
-        return self._storage.sql.exec(
-            "SELECT 1 AS x FROM instances WHERE workflow = ? AND id = ?", workflow, instance_id
-        ).first() is not None
+        return bool(self._storage.sql.exec(
+            "SELECT 1 FROM instances WHERE workflow = ? AND id = ?", workflow, instance_id
+        ).raw())
 
     def add(self, workflow: str, instance_id: str, status: str, now: float) -> None:
         """Index a newly created instance."""
-        self._storage.sql.exec(
-            "INSERT INTO instances (workflow, id, status, created, modified) "
-            "VALUES (?, ?, ?, ?, ?)", workflow, instance_id, status, now, now)
+        self._insert(workflow, instance_id, status, now, now, None)
 
     def set_status(self, workflow: str, instance_id: str, status: str, now: float) -> None:
-        """Record an instance's new status."""
-        self._storage.sql.exec(
-            "UPDATE instances SET status = ?, modified = ? WHERE workflow = ? AND id = ?",
-            status, now, workflow, instance_id)
+        """Record an instance's new status (kept for later if the index cannot be written)."""
+        self._pending[(workflow, instance_id)] = (str(status), now)
+        try:
+            self._flush_pending()
+        except StorageError:
+            pass  # the instance's own file holds the status; the index catches up later
+
+    def _flush_pending(self) -> None:
+        if not self._pending:
+            return
+        with self._storage.transaction():
+            for (workflow, instance_id), (status, now) in self._pending.items():
+                self._storage.sql.exec(
+                    "UPDATE instances SET status = ?, modified = ?, problem = NULL "
+                    "WHERE workflow = ? AND id = ?", status, now, workflow, instance_id)
+        self._pending.clear()
+
+    def mark_damaged(self, workflow: str, instance_id: str, problem: str) -> None:
+        """Record that the instance's file cannot be read (listed as ``unknown``)."""
+        with contextlib.suppress(StorageError):
+            self._storage.sql.exec(
+                "UPDATE instances SET status = ?, problem = ? WHERE workflow = ? AND id = ?",
+                str(InstanceStatus.UNKNOWN), problem, workflow, instance_id)
 
     def remove(self, workflow: str, instance_id: str) -> None:
         """Forget a deleted instance."""
+        self._pending.pop((workflow, instance_id), None)
         self._storage.sql.exec(
             "DELETE FROM instances WHERE workflow = ? AND id = ?", workflow, instance_id)
 
     def unfinished(self, workflow: str) -> list[str]:
-        """Ids of ``workflow``'s instances that are not in a terminal status."""
+        """Ids of ``workflow``'s readable instances that are not in a terminal status."""
         rows = self._storage.sql.exec(
-            f"SELECT id FROM instances WHERE workflow = ? AND status NOT IN ({_TERMINAL_SQL})",
-            workflow)
-        return [row["id"] for row in rows]
+            f"SELECT id FROM instances WHERE workflow = ? AND problem IS NULL "
+            f"AND status NOT IN ({_TERMINAL_SQL})", workflow).raw()
+        return [row[0] for row in rows]
 
     def list(self, workflow: str, status: str | None = None) -> list[dict[str, Any]]:
-        """``{id, status, created, modified}`` of ``workflow``'s instances, oldest first."""
-        query = "SELECT id, status, created, modified FROM instances WHERE workflow = ?"
+        """``{id, status, created, modified}`` of ``workflow``'s instances, oldest first.
+
+        An instance whose file cannot be read is listed with status ``unknown`` and a
+        ``problem`` saying why.
+        """
+        query = "SELECT id, status, created, modified, problem FROM instances WHERE workflow = ?"
         args: list[Any] = [workflow]
         if status is not None:
             query += " AND status = ?"
             args.append(status)
-        return self._storage.sql.exec(query + " ORDER BY created, id", *args).to_array()
+        rows = self._storage.sql.exec(query + " ORDER BY created, id", *args).raw()
+        pending = self._pending
+        out: list[dict[str, Any]] = []
+        for iid, st, created, modified, problem in rows:
+            late = pending.get((workflow, iid))
+            if late is not None:
+                st, modified = late
+            row: dict[str, Any] = {"id": iid, "status": st, "created": created, "modified": modified}
+            if problem is not None:
+                row["problem"] = problem
+            out.append(row)
+        return out

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .durable_object import DurableObjectNamespace, DurableObjectStorage
+from .errors import StorageError
 from .log_fold import StepRow, fold, public_data
 from .records import InstanceMeta, LogEvent
 from .values import dumps, loads
@@ -30,6 +31,8 @@ CREATE TABLE IF NOT EXISTS inbox (
 _INSERT = "INSERT INTO log (id, ts, event, key, step, attempt, data) VALUES "
 _INSERTS: dict[int, str] = {}
 
+FaultListener = Callable[[StorageError], None]
+"""Told when a read or write of the file fails (the store refuses writes from then on)."""
 AppendListener = Callable[[int, str, str | None, int | None, dict[str, Any] | None, float], None]
 """Told of every entry appended: ``(id, event, step label, attempt, data, timestamp)``."""
 
@@ -49,8 +52,14 @@ class _StoreTransaction:
         self._outer = False
 
     def __enter__(self) -> None:
-        self._storage_tx.__enter__()
         store = self._store
+        if store.fault is not None:
+            raise store.fault  # nothing more is written until the fault is cleared
+        try:
+            self._storage_tx.__enter__()
+        except StorageError as exc:
+            store.failed(exc)
+            raise
         self._outer = not store._in_tx
         store._in_tx = True
 
@@ -61,17 +70,22 @@ class _StoreTransaction:
             if self._outer and not failed and store._pending:
                 store._flush()
             self._storage_tx.__exit__(exc_type, None, None)
-        except BaseException:
+        except BaseException as exc:
             failed = True
             if store._storage.in_transaction:  # the flush failed: the commit never ran
                 self._storage_tx.__exit__(BaseException, None, None)
+            if isinstance(exc, StorageError):
+                store.failed(exc)
             raise
         finally:
             if self._outer:
                 store._in_tx = False
                 store._pending = []
                 if failed:
-                    store.load()  # what was folded in memory did not happen
+                    try:
+                        store.load()  # what was folded in memory did not happen
+                    except StorageError as exc:
+                        store.failed(exc)  # rows are stale: reloaded when the fault clears
 
 
 class InstanceStore:
@@ -84,6 +98,9 @@ class InstanceStore:
     def __init__(self, storage: DurableObjectStorage) -> None:
         self._storage = storage
         self._on_append: AppendListener = _ignore
+        self._on_fault: FaultListener = _ignore
+        self.fault: StorageError | None = None
+        """The storage fault that stopped this store's writes, until `clear_fault`."""
         self._pending: list[tuple[Any, ...]] = []
         self._in_tx = False
         last = storage.sql.exec("SELECT max(id) AS m FROM log").one()["m"]
@@ -92,18 +109,67 @@ class InstanceStore:
         """Every step, folded from the log."""
 
     @classmethod
-    def open(cls, namespace: DurableObjectNamespace, instance_id: str) -> InstanceStore:
-        """Open (creating if needed) the store of ``instance_id`` in ``namespace``."""
-        return cls(namespace.open(instance_id, SCHEMA, SCHEMA_VERSION))
+    def open(cls, namespace: DurableObjectNamespace, instance_id: str, *,
+             create: bool = True) -> InstanceStore:
+        """Open the store of ``instance_id`` in ``namespace`` (creating it if ``create``).
 
-    def listen(self, on_append: AppendListener) -> None:
-        """Tell ``on_append`` of every entry appended from now on (for live subscribers)."""
+        Raises:
+            StorageError: the file cannot be opened (`DamagedStateError` if it is damaged).
+        """
+        storage = namespace.open(instance_id, SCHEMA, SCHEMA_VERSION, create=create)
+        try:
+            return cls(storage)
+        except BaseException:
+            storage.close()
+            raise
+
+    def listen(self, on_append: AppendListener, on_fault: FaultListener = _ignore) -> None:
+        """Tell ``on_append`` of every entry appended from now on (for live subscribers),
+        and ``on_fault`` of a storage fault."""
         self._on_append = on_append
+        self._on_fault = on_fault
+
+    @property
+    def path(self) -> str:
+        return str(self._storage.path)
+
+    def failed(self, fault: StorageError) -> None:
+        """Stop writing after ``fault`` (the first one is kept), and say so."""
+        first = self.fault is None
+        if first:
+            self.fault = fault
+        self._storage.release()  # the next use opens the file afresh
+        if first:
+            self._on_fault(fault)
+
+    def clear_fault(self) -> None:
+        """Write again (after a fault): the rows are reloaded from the file.
+
+        Raises:
+            StorageError: the file still cannot be read (the fault is kept).
+        """
+        fault, self.fault = self.fault, None
+        try:
+            last = self._storage.sql.exec("SELECT max(id) FROM log").raw()[0][0]
+            self._next_id = (last or 0) + 1
+            self.load()
+        except StorageError:
+            self.fault = fault
+            raise
+
+    def release(self) -> None:
+        """Give back the file descriptor until the next use (an idle or finished instance)."""
+        self._storage.release()
 
     @property
     def is_new(self) -> bool:
         """Whether the file did not exist before it was opened."""
         return self._storage.is_new
+
+    @property
+    def closed(self) -> bool:
+        """Whether the store was closed for good."""
+        return self._storage.is_closed
 
     def close(self) -> None:
         """Close the file (idempotent)."""

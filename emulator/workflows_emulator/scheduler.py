@@ -183,6 +183,8 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while not done():
+            if engine.fault is not None:
+                raise engine.fault
             if deadline is not None and loop.time() > deadline:
                 raise TimeoutError(f"instance {engine.id} is still {engine.status}")
             if isinstance(self._clock, VirtualClock) and self._busy == 0:

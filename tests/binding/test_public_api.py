@@ -55,6 +55,7 @@ TESTING_NAMES = ["MemoryBackend"]
 
 EMULATOR_NAMES = [
     "Clock",
+    "DamagedStateError",
     "DurableObjectNamespace",
     "DurableObjectStorage",
     "Emulator",
@@ -64,7 +65,9 @@ EMULATOR_NAMES = [
     "InvalidActionError",
     "ProjectConfigError",
     "RealClock",
+    "StateDirectoryBusy",
     "StepRow",
+    "StorageError",
     "VirtualClock",
     "Workflow",
     "WorkflowError",

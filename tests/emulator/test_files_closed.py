@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from emulator_support import open_files_under
-from workflows_emulator import Emulator, EmulatorError, InstanceNotFoundError
+from workflows_emulator import Emulator, InstanceNotFoundError, StateDirectoryBusy
 from workflows_saga import WorkflowEntrypoint
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
@@ -48,12 +48,14 @@ async def test_delete_releases_the_instance_s_files_at_once(tmp_path: Path) -> N
 
 
 def test_a_refused_state_directory_leaves_nothing_open(tmp_path: Path) -> None:
-    bad = tmp_path / "state"
-    bad.mkdir()
-    (bad / "index.sqlite").write_bytes(b"not a database, " * 100)
-    with pytest.raises(EmulatorError, match="not a workflows-emulator state file"):
-        Emulator(bad)
-    assert open_files_under(bad) == []
+    state = tmp_path / "state"
+    first = Emulator(state)
+    held = open_files_under(state)
+    with pytest.raises(StateDirectoryBusy, match="already open in this process"):
+        Emulator(state)
+    assert open_files_under(state) == held  # the refused one opened nothing, or closed it
+    first.close_idle()
+    assert open_files_under(state) == []
 
 
 def test_an_idle_emulator_closes_without_an_event_loop(tmp_path: Path) -> None:

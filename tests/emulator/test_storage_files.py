@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,15 +25,37 @@ def test_a_file_of_another_schema_version_is_refused_naming_both(tmp_path: Path)
     DurableObjectStorage(path, "", 3).close()  # still readable by its own version
 
 
-async def test_an_older_state_directory_is_refused_with_what_to_do(tmp_path: Path) -> None:
+class Once:
+    async def run(self, event: Any, step: Any) -> Any:
+        return await step.do("a", lambda: 1)
+
+
+async def test_an_older_instance_file_is_refused_with_what_to_do(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    async with Emulator(state):
-        pass
-    conn = sqlite3.connect(state / "index.sqlite")
+    async with Emulator(state) as emu:
+        await (await emu.workflow(Once, name="once").create(id="old")).wait()
+    conn = sqlite3.connect(state / "instances" / "once" / "old.sqlite")
     conn.execute("PRAGMA user_version=0")  # as the emulator before versioned files wrote it
     conn.close()
-    with pytest.raises(EmulatorError, match=r"schema version 0.*reads version 1.*new state dir"):
-        Emulator(state)
+    async with Emulator(state) as emu:
+        inst = await emu.workflow(Once, name="once").get("old")
+        with pytest.raises(EmulatorError, match=r"schema version 0.*reads version 1.*new state dir"):
+            await inst.status()
+        [row] = await emu.workflow(Once, name="once").list()
+        assert row["status"] == "unknown" and "schema version 0" in row["problem"]
+
+
+async def test_an_index_of_another_version_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    async with Emulator(state) as emu:
+        await (await emu.workflow(Once, name="once").create(id="kept")).wait()
+    conn = sqlite3.connect(state / "index.sqlite")
+    conn.execute("PRAGMA user_version=1")  # the layout before the index had a problem column
+    conn.close()
+    async with Emulator(state) as emu:
+        rows = await emu.workflow(Once, name="once").list()
+        assert [(r["id"], r["status"]) for r in rows] == [("kept", "complete")]
+    assert list((state / "quarantine" / "index").glob("index.*.sqlite"))
 
 
 def test_the_index_lists_and_reports_unfinished_instances(tmp_path: Path) -> None:
