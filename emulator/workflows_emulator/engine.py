@@ -27,7 +27,7 @@ from .errors import (
     WorkflowFatalError,
 )
 from .instance_store import InstanceStore
-from .log_fold import StepRow, restart_keys
+from .log_fold import StepRow, restart_keys, steps_in_start_order
 from .records import InstanceMeta, InstanceStatus, LogEvent, Phase
 from .rollback_runner import TERMINATED_ERROR, RollbackRunner
 from .step_backend import EngineStepBackend, HandlerRegistry
@@ -534,5 +534,4 @@ class InstanceEngine:
 
     def step_rows(self) -> list[StepRow]:
         """Every step, forward and rollback, in start order (handlers after forward steps)."""
-        rows = [row.shown() for row in self.store.rows.values()]
-        return sorted(rows, key=lambda r: (r.kind == "rollback", r.seq, r.started_at or 0))
+        return steps_in_start_order(self.store.rows.values())

@@ -7,6 +7,7 @@ what it rebuilds after a crash cannot drift apart. Rows hold decoded values.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -186,3 +187,9 @@ def public_data(data: dict[str, Any] | None,
     if data is None or not any(k in data for k in INTERNAL_FIELDS):
         return data
     return {k: v for k, v in data.items() if k not in INTERNAL_FIELDS} or None
+
+
+def steps_in_start_order(rows: Iterable[StepRow]) -> list[StepRow]:
+    """Rows as people see them, forward steps then rollback handlers, each in start order."""
+    shown = [row.shown() for row in rows]
+    return sorted(shown, key=lambda r: (r.kind == "rollback", r.seq, r.started_at or 0))

@@ -22,6 +22,7 @@ from typing import Any
 
 from .emulator import Emulator, Workflow
 from .errors import ProjectConfigError
+from .state_lock import StateLock
 from .values import ID_PATTERN, MAX_NAME
 
 CONFIG_NAMES = ("wrangler.toml", "wrangler.jsonc", "wrangler.json")
@@ -343,12 +344,13 @@ class Runtime:
 
 
 @contextlib.contextmanager
-def open_runtime_sync(project: Project, state_dir: str | Path, *,
-                      clock: str = "real") -> Iterator[Runtime]:
+def open_runtime_sync(project: Project, state_dir: str | Path, *, clock: str = "real",
+                      lock: StateLock | None = None) -> Iterator[Runtime]:
     """Load ``project`` on a new `Emulator` without starting any instance (no event loop).
 
     Use it for reads, or to run only the instances you drive. Its files are closed on exit;
     instances started meanwhile must be stopped first with ``await emulator.close()``.
+    ``lock`` is this process's lock on ``state_dir`` if taken already (see `Emulator`).
     """
     from .workers_shim.env import ExecutionContext, make_env
 
@@ -357,7 +359,7 @@ def open_runtime_sync(project: Project, state_dir: str | Path, *,
         limits = {w.step_limit for w in project.workflows if w.step_limit}
         emu = Emulator(state_dir, clock=clock, step_limit=max(limits) if limits else 10_000,
                        compatibility_date=project.compatibility_date,
-                       compatibility_flags=project.compatibility_flags)
+                       compatibility_flags=project.compatibility_flags, lock=lock)
         try:
             by_name = {w.name: w.step_limit for w in project.workflows}
             env, bindings = make_env(project)
@@ -374,13 +376,14 @@ def open_runtime_sync(project: Project, state_dir: str | Path, *,
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(project: Project, state_dir: str | Path, *,
-                       clock: str = "real", drain_timeout: float = 0.0) -> AsyncIterator[Runtime]:
+async def open_runtime(project: Project, state_dir: str | Path, *, clock: str = "real",
+                       drain_timeout: float = 0.0,
+                       lock: StateLock | None = None) -> AsyncIterator[Runtime]:
     """Load ``project``, resume its unfinished instances, and close cleanly on exit.
 
     On exit, step callbacks still running get up to ``drain_timeout`` seconds to finish.
     """
-    with open_runtime_sync(project, state_dir, clock=clock) as rt:
+    with open_runtime_sync(project, state_dir, clock=clock, lock=lock) as rt:
         try:
             await rt.emulator.__aenter__()
             yield rt

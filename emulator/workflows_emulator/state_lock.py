@@ -40,7 +40,8 @@ class Holder:
         since = ("" if self.since is None else
                  ", since " + datetime.fromtimestamp(self.since).isoformat(sep=" ", timespec="seconds"))
         who = "an unknown process" if self.pid is None else f"pid {self.pid}"
-        return f"{who} ({self.command or 'command unknown'}{since})"
+        serving = f", serving {self.server}" if self.server else ""
+        return f"{who} ({self.command or 'command unknown'}{since}{serving})"
 
 
 def _this_command() -> str:
@@ -160,3 +161,9 @@ def _busy_message(state_dir: Path, other: Holder) -> str:
     return (f"the state directory {state_dir} is in use by {other.describe()}: only one "
             f"process drives a state directory at a time; {advice}, or use another "
             "--persist-to")
+
+
+def running_server(state_dir: Path) -> str | None:
+    """The base URL of the dev server driving ``state_dir``, if one does."""
+    held = holder(state_dir)
+    return None if held is None else held.server

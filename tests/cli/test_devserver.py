@@ -6,6 +6,8 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from workflows_emulator.state_lock import running_server
+
 from .conftest import EXAMPLE, DevServer, http, run_cli
 
 
@@ -47,7 +49,7 @@ def test_restart_keeps_instances_and_waiting_ones_resume(
     server.wait_status("errors", "e-1", {"complete"})
     assert server.stop() == 0
     assert "Shutting down; instances are kept in" in server.output
-    assert not (state / "devserver.json").exists()
+    assert running_server(state) is None  # the lock went with the process
 
     again = dev_server(sdk_project)
     code, listed = again.api("GET", "/workflows/approval/instances")
@@ -71,7 +73,8 @@ def test_second_server_on_same_state_is_refused(dev_server: Callable[[Path], Dev
     server = dev_server(EXAMPLE)
     r = run_cli("dev", "--config", str(EXAMPLE), "--port", "0", "--persist-to", str(state))
     assert r.code == 1
-    assert f"another dev server ({server.base}) is using {state}" in r.err
+    assert f"the state directory {state} is in use by pid {server.proc and server.proc.pid}" in r.err
+    assert f"serving {server.base}" in r.err
 
 
 def test_terminate_with_rollback_over_cli_local(dev_server: Callable[[Path], DevServer],

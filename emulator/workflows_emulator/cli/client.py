@@ -11,8 +11,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from ..devserver import API_PREFIX, InstanceApi, running_server
+from ..devserver import API_PREFIX, InstanceApi
 from ..project import load_project, open_runtime_sync
+from ..state_lock import StateLock, running_server
 
 Call = Callable[[str, str, Any], Awaitable[Any]]
 """``call(method, path, body)``: the ``result`` of one API call, or `CliError`."""
@@ -23,14 +24,25 @@ class CliError(Exception):
     """A command failed; the message is printed as ``✘ [ERROR] ...``."""
 
 
-def run_command(args: argparse.Namespace, command: Command) -> int:
-    """Run ``command`` against the dev server holding the state (or ``--local``), else in-process."""
+def run_command(args: argparse.Namespace, command: Command, *, read_only: bool = False) -> int:
+    """Run ``command`` against the dev server driving the state (or ``--local``), else here.
+
+    A ``read_only`` command reads a snapshot of the state directory: no lock, no writes, no
+    instance driven. Any other command takes the directory's lock for its run (refused,
+    naming the holder, while another process drives it).
+    """
     state = Path(args.persist_to)
     base = f"http://{args.ip}:{args.port}" if args.local else running_server(state)
     if base is not None:
         return asyncio.run(command(_http_call(base)))
     project = load_project(args.config)
-    with open_runtime_sync(project, state, clock="real") as rt:
+    if read_only:
+        from ..state_reader import StateReader
+        from .snapshot_calls import snapshot_call
+
+        return asyncio.run(command(snapshot_call(project, StateReader(state))))
+    with StateLock.acquire(state) as lock, open_runtime_sync(project, state, clock="real",
+                                                             lock=lock) as rt:
         api = InstanceApi(rt, foreground=True)
 
         async def session() -> int:

@@ -40,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "dev":
             project = load_project(args.config)
             return asyncio.run(run_dev(project, Path(args.persist_to), args.ip, args.port))
-        return run_command(args, lambda call: _workflows(args, call))
+        read_only = (args.isub if args.sub == "instances" else args.sub) in ("list", "describe")
+        return run_command(args, lambda call: _workflows(args, call), read_only=read_only)
     except (CliError, EmulatorError) as exc:
         print(f"✘ [ERROR] {exc}", file=sys.stderr)
         return 1

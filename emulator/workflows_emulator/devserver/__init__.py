@@ -3,7 +3,7 @@
 Modules: `http_transport` (HTTP/1.1 bytes and the accept loop), `server` (the dev server:
 API or Worker, and `run_dev`), `api_views` (the JSON API, no HTTP), `describe` (an
 instance's describe document), `worker_fetch` (the project's fetch handler) and
-`state_lock` (one server per state directory).
+the package's `state_lock` (one process per state directory).
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ from .api_views import API_PREFIX, ApiError, ApiRequest, ApiResponse, InstanceAp
 from .describe import describe_instance
 from .http_transport import HttpResponse, HttpServer
 from .server import DevServer, run_dev
-from .state_lock import LOCK_FILE, running_server
 from .worker_fetch import fetch_handler
 
 __all__ = [
     "API_PREFIX",
-    "LOCK_FILE",
     "ApiError",
     "ApiRequest",
     "ApiResponse",
@@ -28,5 +26,4 @@ __all__ = [
     "describe_instance",
     "fetch_handler",
     "run_dev",
-    "running_server",
 ]

@@ -6,16 +6,26 @@ so what ``describe`` shows is what the engine acts on.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from ..emulator import Instance
 from ..log_fold import AttemptRow, StepRow
 
 Event = dict[str, Any]
 END_EVENTS = ("WORKFLOW_SUCCESS", "WORKFLOW_FAILURE", "WORKFLOW_TERMINATED")
 
 
-def describe_instance(inst: Instance, status: dict[str, Any]) -> dict[str, Any]:
+class InstanceView(Protocol):
+    """What describing needs of an instance: a live `Instance` or a `state_reader` snapshot."""
+
+    workflow: str
+    id: str
+
+    def events(self) -> list[dict[str, Any]]: ...
+
+    def steps(self) -> list[StepRow]: ...
+
+
+def describe_instance(inst: InstanceView, status: dict[str, Any]) -> dict[str, Any]:
     """``status`` (from ``inst.status()``), the forward steps, the rollback phase and the events."""
     events = inst.events()
     steps: list[dict[str, Any]] = []

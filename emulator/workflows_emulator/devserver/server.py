@@ -14,11 +14,11 @@ from urllib.parse import urlsplit
 
 from ..errors import ProjectConfigError
 from ..project import Project, Runtime, open_runtime
+from ..state_lock import StateLock
 from ..values import shown
 from ..workers_shim.http import Request, Response
 from .api_views import API_PREFIX, ApiResponse, InstanceApi
 from .http_transport import HttpResponse, HttpServer
-from .state_lock import holding
 from .worker_fetch import fetch_handler
 
 NO_FETCH = ("this project has no fetch handler: define class Default(WorkerEntrypoint) with "
@@ -99,22 +99,23 @@ async def run_dev(project: Project, state_dir: Path, ip: str, port: int) -> int:
     """Run the dev server until SIGINT/SIGTERM; instances stay in ``state_dir``."""
     for warning in project.warnings:
         print(f"▲ [WARNING] {warning}", file=sys.stderr)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with holding(state_dir) as write_lock:
-        return await _serve_project(project, state_dir, ip, port, write_lock)
+    # The lock comes first, before the project is imported or any state file is opened.
+    with StateLock.acquire(state_dir) as lock:
+        return await _serve_project(project, state_dir, ip, port, lock)
 
 
 async def _serve_project(project: Project, state_dir: Path, ip: str, port: int,
-                         write_lock: Callable[[str, int], None]) -> int:
+                         lock: StateLock) -> int:
     # Ctrl-C lets running step callbacks finish (up to 10 s) so no attempt is wasted.
-    async with open_runtime(project, state_dir, clock="real", drain_timeout=10.0) as rt:
+    async with open_runtime(project, state_dir, clock="real", drain_timeout=10.0,
+                            lock=lock) as rt:
         server = DevServer(rt, ip, port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, server.stop)
 
         def ready(line: str) -> None:
-            write_lock(server.ip, server.port)
+            lock.publish_server(f"http://{server.ip}:{server.port}")
             print(line, flush=True)
 
         try:
