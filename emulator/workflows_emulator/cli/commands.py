@@ -17,10 +17,13 @@ from ..devserver import run_dev
 from ..errors import EmulatorError
 from ..events import STATUSES
 from ..project import load_project
+from ..state_doctor import Finding, examine, quarantine
+from ..state_lock import StateLock, holder
 from ..values import shown
 from .client import Call, CliError, run_command
 from .parser import build_parser
 from .render import (
+    render_doctor,
     render_instance,
     render_instances,
     render_triggered,
@@ -40,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "dev":
             project = load_project(args.config)
             return asyncio.run(run_dev(project, Path(args.persist_to), args.ip, args.port))
+        if args.command == "doctor":
+            return _doctor(args)
         read_only = (args.isub if args.sub == "instances" else args.sub) in ("list", "describe")
         return run_command(args, lambda call: _workflows(args, call), read_only=read_only)
     except (CliError, EmulatorError) as exc:
@@ -50,6 +55,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into `head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    """Report unreadable state files (exit 1 if any is left); --quarantine sets them aside."""
+    state = Path(args.persist_to)
+    if not state.is_dir():
+        raise CliError(f"{state} is not a state directory (pass --persist-to)")
+    findings = examine(state)
+    moved: list[tuple[Finding, Path]] = []
+    if findings and args.quarantine:
+        with StateLock.acquire(state):
+            moved = quarantine(state, examine(state))  # examined again under the lock
+        findings = examine(state)
+    held = holder(state)
+    if args.json:
+        print(json.dumps({"driven_by": held.describe() if held else None,
+                          "quarantined": [{**f.to_json(), "moved_to": str(p)} for f, p in moved],
+                          "problems": [f.to_json() for f in findings]}, indent=2))
+    else:
+        print(render_doctor(state, held.describe() if held else None, moved, findings))
+    return 1 if findings else 0
 
 
 async def _workflows(args: argparse.Namespace, call: Call) -> int:

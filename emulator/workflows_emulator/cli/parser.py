@@ -21,6 +21,14 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=8787)
     dev.add_argument("--persist-to", default=DEFAULT_STATE)
 
+    doctor = top.add_parser(
+        "doctor", help="find state files that cannot be read; --quarantine sets them aside")
+    doctor.add_argument("--persist-to", default=DEFAULT_STATE,
+                        help=f"the state directory (default {DEFAULT_STATE})")
+    doctor.add_argument("--quarantine", action="store_true",
+                        help="move damaged files into <state>/quarantine/ (takes the lock)")
+    doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
+
     wf = top.add_parser("workflows", help="manage workflows and instances (as wrangler)")
     wsub = wf.add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
     _add_workflow_commands(wsub, shared)

@@ -84,6 +84,12 @@ def render_instances(rows: list[dict[str, Any]], name: str) -> str:
     """``instances list``."""
     if not rows:
         return f'There are no instances in workflow "{name}"'
+    if any(r.get("problem") for r in rows):  # damaged files: say why, and what to do
+        table = render_table(["Instance ID", "Created", "Status", "Problem"],
+                             [[r["id"], fmt_time(r["created"]), r["status"], r.get("problem", "")]
+                              for r in rows])
+        return table + ("\n\nSome instance files cannot be read: `workflows-emulator doctor "
+                        "--quarantine` sets them aside.")
     return render_table(["Instance ID", "Created", "Status"],
                         [[r["id"], fmt_time(r["created"]), r["status"]] for r in rows])
 
@@ -171,3 +177,22 @@ def _attempt_rows(attempts: list[dict[str, Any]]) -> list[list[str]]:
 def _output(value: Any, limit: int) -> str:
     text = json.dumps(value, default=shown)
     return text if len(text) <= limit else text[:limit] + "[...output truncated]"
+
+
+# -- doctor ------------------------------------------------------------------------------------
+
+
+def render_doctor(state: Any, driven_by: str | None, moved: list[Any], problems: list[Any]) -> str:
+    """``doctor``: who drives the directory, what was set aside, what is still wrong."""
+    out = [f"State directory {state}",
+           f"  Driven by: {driven_by or 'no process'}"]
+    for finding, target in moved:
+        out.append(f"  🧹 Set aside {finding.path}\n     ({finding.problem})\n     -> {target}")
+    for finding in problems:
+        out.append(f"  ❌ {finding.path}\n     {finding.problem}")
+    if not problems:
+        out.append("  ✅ Every state file can be read.")
+    elif not moved:
+        out.append("  Run again with --quarantine to set these files aside "
+                   "(the other instances are not affected by them).")
+    return "\n".join(out)
