@@ -329,6 +329,12 @@ class Instance:
     def _engine(self) -> InstanceEngine:
         return self._catalog.engine(self.workflow, self.id)
 
+    async def _live_engine(self) -> InstanceEngine:
+        """The engine, read afresh from its file first if a storage fault stopped it."""
+        engine = self._catalog.engine(self.workflow, self.id)
+        await engine.recover()
+        return engine
+
     async def status(self) -> dict[str, Any]:
         """``{"status", "error", "output", "rollback"}``."""
         return self._engine.status_dict()
@@ -344,7 +350,7 @@ class Instance:
             until: statuses to stop at instead of the terminal ones (e.g. ``{"waiting"}``).
             timeout: give up after this many real seconds (`TimeoutError`).
         """
-        engine = self._engine
+        engine = await self._live_engine()
         if isinstance(until, str):
             until = {until}
         unknown = sorted(set(until or ()) - set(STATUSES))
@@ -365,18 +371,18 @@ class Instance:
 
     async def pause(self) -> None:
         """Pause: ``waitingForPause`` until running steps finish, then ``paused``."""
-        await self._engine.pause()
+        await (await self._live_engine()).pause()
 
     async def resume(self) -> None:
         """Resume a paused instance (timers keep their remaining time)."""
-        await self._engine.resume()
+        await (await self._live_engine()).resume()
 
     async def terminate(self, rollback: bool = False) -> None:
         """Stop the instance; with ``rollback=True`` run its rollback handlers first.
 
         Returns once the instance is ``terminated`` (after the handlers, as on Cloudflare).
         """
-        engine = self._engine
+        engine = await self._live_engine()
         await engine.terminate(rollback=rollback)
         if rollback:
             await self._scheduler.drive_until(engine, lambda: engine.terminal, None)
@@ -385,11 +391,11 @@ class Instance:
         """Run again from scratch, or from step ``from_step`` (name, or ``{name, count, type}``)."""
         spec = {"name": from_step} if isinstance(from_step, str) else (
             dict(from_step) if from_step is not None else None)
-        await self._engine.restart(spec)
+        await (await self._live_engine()).restart(spec)
 
     async def send_event(self, type: str, payload: Any = None) -> None:
         """Deliver an event to ``wait_for_event(..., type)`` (buffered if not waiting yet)."""
-        self._engine.send_event(type, payload)
+        (await self._live_engine()).send_event(type, payload)
 
     async def delete(self) -> None:
         """Stop and erase the instance, without running rollbacks."""

@@ -115,15 +115,9 @@ class InstanceEngine:
         self._load()
 
     def start(self) -> None:
-        """Drive this instance (again, after a stop, a storage fault or a restart of the process).
-
-        Raises:
-            StorageError: a storage fault stopped it and the file still cannot be read.
-        """
+        """Drive this instance (again, after a stop or a restart of the process)."""
         if self.fault is not None:
-            if self.running:
-                return  # still stopping
-            self._clear_fault()
+            return  # `recover` first
         if self.terminal or self.status == S.PAUSED or self.running:
             return
         self._driver = asyncio.get_running_loop().create_task(
@@ -460,6 +454,8 @@ class InstanceEngine:
 
     def _storage_failed(self, fault: StorageError) -> None:
         """The store could not read or write: stop here, keep the persisted state as it is."""
+        if self.fault is not None:
+            return
         self.fault = fault
         try:
             persisted = self.store.read_meta()
@@ -470,37 +466,67 @@ class InstanceEngine:
             self.meta = persisted
             if changed:
                 self.host.status_changed(self)
-        loop = asyncio.get_running_loop()
-        if self._fault_halt is None or self._fault_halt.done():
-            self._fault_halt = loop.create_task(self.halt("storage"),
-                                                name=f"halt:{self.workflow}:{self.id}")
-        if not self.clock.virtual:
-            if self._retry is not None:
-                self._retry.cancel()
-            self._retry = loop.call_later(self._retry_delay, self._retry_after_fault)
-            self._retry_delay = min(self._retry_delay * 2, FAULT_RETRY_MAX_S)
+        self._stop_where_it_is()
+        self._retry_later()
         self.host.activity()
+
+    def _stop_where_it_is(self) -> None:
+        """`halt`, without waiting: called from inside whichever task met the fault."""
+        self._epoch += 1
+        current = asyncio.current_task()
+        for waker in list(self._sleepers):
+            waker.cancel()
+        self.attempts.cancel_callbacks(keep=current)
+        driver = self._driver
+        if driver is not None and not driver.done():
+            self._stop_reason = "storage"
+            if driver is not current:
+                driver.cancel()
+        self.steps.cancel_running()
+
+    def _retry_later(self) -> None:
+        if self.clock.virtual:
+            return  # under the virtual clock the test drives it again (``wait()``)
+        if self._retry is not None:
+            self._retry.cancel()
+        loop = asyncio.get_running_loop()
+        self._retry = loop.call_later(self._retry_delay, self._retry_after_fault)
+        self._retry_delay = min(self._retry_delay * 2, FAULT_RETRY_MAX_S)
 
     def _retry_after_fault(self) -> None:
         self._retry = None
         if self.fault is None or self.store.closed:
             return
-        try:
-            self.start()
-        except StorageError as again:
-            self._storage_failed(again)
 
-    def _clear_fault(self) -> None:
-        """Read the instance afresh from its file, and write again."""
-        fault = self.fault
-        try:
-            self.store.clear_fault()
-            meta = self.store.read_meta()
-        except StorageError as again:
-            self.store.fault = again
-            self.fault = again
-            raise again from fault
+        async def retry() -> None:
+            try:
+                await self.recover()
+            except StorageError:
+                self._retry_later()
+                return
+            self.start()
+
+        self._fault_halt = asyncio.get_running_loop().create_task(
+            retry(), name=f"retry:{self.workflow}:{self.id}")
+
+    async def recover(self) -> None:
+        """After a storage fault: once the stopped run has unwound, read the instance afresh.
+
+        Raises:
+            StorageError: the file still cannot be read (the instance stays stopped).
+        """
+        if self.fault is None:
+            return
+        driver = self._driver
+        if driver is not None and not driver.done():
+            await asyncio.gather(driver, return_exceptions=True)
+        if self.fault is None:
+            return  # recovered meanwhile
+        self._stop_reason = None
+        self.store.clear_fault()
+        meta = self.store.read_meta()
         self.fault = None
+        self._retry_delay = FAULT_RETRY_FIRST_S
         if meta is not None:
             self.meta = meta
             self.host.status_changed(self)
@@ -511,6 +537,8 @@ class InstanceEngine:
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
+        if self._fault_halt is not None:
+            self._fault_halt.cancel()
 
     # == bookkeeping ==============================================================================
 
