@@ -409,7 +409,8 @@ def _is_users(project: Project, frame: traceback.FrameSummary) -> bool:
         return False
     ours = (Path(__file__).parent, Path(workflows_saga.__file__).parent,
             project.root / "python_modules")
-    return "site-packages" not in path.parts and not any(path.is_relative_to(p) for p in ours)
+    installed = {"site-packages", "dist-packages"} & set(path.parts)  # e.g. a .venv in the root
+    return not installed and not any(path.is_relative_to(p) for p in ours)
 
 
 def _shown(project: Project, filename: str) -> str:
