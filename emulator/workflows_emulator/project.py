@@ -9,16 +9,21 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib.util
-import json
 import re
 import sys
 import tomllib
+import traceback
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import json5
+
+import workflows_saga
 
 from .emulator import Emulator, Workflow
 from .errors import ProjectConfigError
@@ -26,13 +31,41 @@ from .state_lock import StateLock
 from .values import ID_PATTERN, MAX_NAME
 
 CONFIG_NAMES = ("wrangler.toml", "wrangler.jsonc", "wrangler.json")
-BINDING_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+BINDING_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # used with fullmatch
+_JSON5_ERROR = re.compile(r"<string>:(?P<line>\d+) (?P<msg>.*) at column (?P<col>\d+)", re.S)
 PYTHON_WORKFLOWS_IMPLIED = "2025-09-20"
 MIN_WORKFLOWS_DATE = "2024-10-22"
 PRODUCTION_MAX_STEPS = 25_000
 
 
 IMPLICIT_DEPENDENCIES_DATE = "2026-02-25"
+
+# The keys wrangler 4.164 knows (its config-schema.json: RawConfig, WorkflowBinding), plus a few
+# older ones wrangler still reads with a deprecation notice. Any other key is a typo or a
+# setting of another tool: it is reported, with the closest known key.
+TOP_LEVEL_KEYS = frozenset({
+    "$schema", "access", "account_id", "addresses", "agent_memory", "ai", "ai_search",
+    "ai_search_namespaces", "alias", "analytics", "analytics_engine_datasets", "artifacts",
+    "assets", "base_dir", "browser", "build", "cache", "cloudchamber", "compatibility_date",
+    "compatibility_flags", "compliance_region", "connect", "containers", "d1_databases",
+    "data_blobs", "define", "dependencies_instrumentation", "dev", "dispatch_namespaces",
+    "durable_objects", "env", "exports", "find_additional_modules", "first_party_worker",
+    "flagship", "hyperdrive", "images", "jsx_factory", "jsx_fragment", "k2", "keep_names",
+    "keep_vars", "kv_namespaces", "limits", "logfwdr", "logpush", "main", "media", "migrations",
+    "minify", "mtls_certificates", "name", "no_bundle", "observability",
+    "pages_build_output_dir", "pipelines", "placement", "preserve_file_names", "preview_urls",
+    "previews", "python_modules", "queues", "r2_buckets", "ratelimits", "route", "routes",
+    "rules", "secrets", "secrets_store_secrets", "send_email", "send_metrics", "services",
+    "site", "stream", "streaming_tail_consumers", "tail_consumers", "text_blobs", "triggers",
+    "tsconfig", "unsafe", "unsafe_hello_world", "upload_source_maps", "vars", "vectorize",
+    "version_metadata", "vpc_networks", "vpc_services", "wasm_modules", "worker_loaders",
+    "workers_dev", "workflows",
+    # deprecated, still read
+    "legacy_env", "node_compat", "usage_model", "zone_id",
+})
+WORKFLOW_KEYS = frozenset({"binding", "class_name", "concurrency", "default_retention",
+                           "jurisdiction", "limits", "name", "schedules", "script_name"})
+WORKFLOW_LIMITS_KEYS = frozenset({"steps"})
 
 
 @dataclass(frozen=True)
@@ -101,54 +134,39 @@ def find_config(path: str | Path | None) -> Path:
     return base
 
 
-def _strip_jsonc(text: str) -> str:
-    """Remove comments and trailing commas outside strings (JSONC -> JSON)."""
-    out: list[str] = []
-    i, n, in_str = 0, len(text), False
-    while i < n:
-        c = text[i]
-        if in_str:
-            out.append(c)
-            if c == "\\" and i + 1 < n:
-                out.append(text[i + 1])
-                i += 1
-            elif c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
-            out.append(c)
-        elif text.startswith("//", i):
-            while i < n and text[i] != "\n":
-                i += 1
-            continue
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            chunk = text[i : (n if end < 0 else end + 2)]
-            out.append("\n" * chunk.count("\n"))
-            i = n if end < 0 else end + 2
-            continue
-        else:
-            out.append(c)
-        i += 1
-    return re.sub(r",(\s*[\]}])", r"\1", "".join(out))
-
-
 def _read_raw(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     try:
-        if path.suffix == ".toml":
-            return tomllib.loads(text)
-        data = json.loads(_strip_jsonc(text))
+        data = tomllib.loads(text) if path.suffix == ".toml" else json5.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProjectConfigError(f"{path}: malformed TOML: {exc}; fix the syntax") from exc
-    except json.JSONDecodeError as exc:
-        raise ProjectConfigError(
-            f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}; "
-            "fix the syntax"
-        ) from exc
+    except ValueError as exc:  # json5's errors: "<string>:LINE MESSAGE at column COL"
+        found = _JSON5_ERROR.fullmatch(str(exc))
+        where = (f"line {found['line']} column {found['col']}: {_json5_reason(found['msg'])}"
+                 if found else str(exc))
+        raise ProjectConfigError(f"{path}: malformed JSON at {where}; fix the syntax") from exc
     if not isinstance(data, dict):
         raise ProjectConfigError(f"{path}: the top level must be an object; fix the file")
     return data
+
+
+def _json5_reason(message: str) -> str:
+    """json5's ``Unexpected "X"`` (a quote shows as three) as ``unexpected 'X'``."""
+    found = re.fullmatch(r'Unexpected "(.+)"', message, re.S)
+    return f"unexpected {found[1]!r}" if found else message[:1].lower() + message[1:]
+
+
+def _read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ProjectConfigError(
+            f"{path}: not valid UTF-8 at byte {exc.start} (line {line}): {exc.reason}; save "
+            "the file as UTF-8"
+        ) from exc
+    return text.removeprefix("\ufeff")  # a byte order mark, as some editors write
 
 
 def _need_str(path: Path, data: dict[str, Any], key: str, where: str, fix: str) -> str:
@@ -161,18 +179,45 @@ def _need_str(path: Path, data: dict[str, Any], key: str, where: str, fix: str) 
     return value
 
 
+def _unknown_keys(table: dict[str, Any], known: frozenset[str], where: str) -> list[str]:
+    """A warning for each key of ``table`` wrangler does not know, with the closest known one."""
+    found = []
+    for key in table:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = (f'did you mean "{close[0]}"?' if close
+                else "wrangler does not know it and the emulator ignores it")
+        found.append(f'unknown key "{key}" in {where}; {hint}')
+    return found
+
+
+def _config_warnings(cfg: Path, data: dict[str, Any]) -> list[str]:
+    found = _unknown_keys(data, TOP_LEVEL_KEYS, str(cfg))
+    raw_wfs = data.get("workflows")
+    for index, raw in enumerate(raw_wfs if isinstance(raw_wfs, list) else []):
+        if not isinstance(raw, dict):
+            continue
+        where = f"[[workflows]] entry #{index + 1} of {cfg}"
+        found += _unknown_keys(raw, WORKFLOW_KEYS, where)
+        if isinstance(raw.get("limits"), dict):
+            found += _unknown_keys(raw["limits"], WORKFLOW_LIMITS_KEYS,
+                                   f"[workflows.limits] of {where}")
+    return found
+
+
 def _parse_workflow(path: Path, index: int, raw: object) -> WorkflowConfig:
     where = f"[[workflows]] entry #{index + 1}"
     if not isinstance(raw, dict):
         raise ProjectConfigError(f"{path}: {where} must be a table; fix the entry")
     name = _need_str(path, raw, "name", where, 'add name = "my-workflow"')
-    if len(name) > MAX_NAME or not ID_PATTERN.match(name):
+    if len(name) > MAX_NAME or not ID_PATTERN.fullmatch(name):
         raise ProjectConfigError(
             f'{path}: {where} key "name" = {name!r} is invalid; use 1-{MAX_NAME} characters '
             "from a-z, A-Z, 0-9, '-' and '_', not starting with '-'"
         )
     binding = _need_str(path, raw, "binding", where, 'add binding = "MY_WORKFLOW"')
-    if not BINDING_PATTERN.match(binding):
+    if not BINDING_PATTERN.fullmatch(binding):
         raise ProjectConfigError(
             f'{path}: {where} key "binding" = {binding!r} is not a valid binding name; use a '
             "Python identifier such as MY_WORKFLOW (it becomes env.MY_WORKFLOW)"
@@ -202,14 +247,30 @@ def load_project(path: str | Path | None = None) -> Project:
     """
     cfg = find_config(path).resolve()
     data = _read_raw(cfg)
+    unknown = _config_warnings(cfg, data)
+    try:
+        return _checked(cfg, data, unknown)
+    except ProjectConfigError as exc:
+        if not unknown:
+            raise
+        # a misspelt key often is the cause: "compatability_date" leaves the date unset
+        raise ProjectConfigError(f"{exc}. Also: {'; '.join(unknown)}") from exc
+
+
+def _checked(cfg: Path, data: dict[str, Any], unknown: list[str]) -> Project:
     main_s = _need_str(cfg, data, "main", "the config", 'add main = "src/entry.py"')
     main = (cfg.parent / main_s).resolve()
+    if main.is_dir():
+        raise ProjectConfigError(
+            f'{cfg}: key "main" = {main_s!r} points at {main}, which is a folder; point "main" '
+            'at the Worker\'s entry .py file, such as "src/entry.py"'
+        )
     if not main.is_file():
         raise ProjectConfigError(
             f'{cfg}: key "main" = {main_s!r} points at {main}, which does not exist; fix the path'
         )
     date = data.get("compatibility_date", "")
-    if not isinstance(date, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
+    if not isinstance(date, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", date):
         raise ProjectConfigError(
             f'{cfg}: key "compatibility_date" = {date!r} must be a date like "2025-10-01"; '
             "set it"
@@ -237,11 +298,11 @@ def load_project(path: str | Path | None = None) -> Project:
             raise ProjectConfigError(
                 f'{cfg}: key "vars.{key}" has the same name as a workflow binding; rename one'
             )
-    warnings = tuple(
+    warnings = (*unknown, *(
         f'{cfg}: [workflows.limits] steps = {w.step_limit} for "{w.name}" exceeds the '
         f"production maximum of {PRODUCTION_MAX_STEPS:,}"
         for w in workflows if w.step_limit and w.step_limit > PRODUCTION_MAX_STEPS
-    )
+    ))
     name = data.get("name") if isinstance(data.get("name"), str) else cfg.parent.name
     return Project(cfg, str(name), main, date, tuple(flags), workflows, dict(vars_), warnings)
 
@@ -311,12 +372,9 @@ def import_entry(project: Project) -> ModuleType:
     sys.modules[mod_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # SystemExit: sys.exit() must not end the emulator
         sys.modules.pop(mod_name, None)
-        raise ProjectConfigError(
-            f'{project.config_path}: key "main": importing {project.main} failed with '
-            f"{type(exc).__name__}: {exc}; fix the module"
-        ) from exc
+        raise ProjectConfigError(_import_failure(project, exc)) from exc
     for wf in project.workflows:
         cls = getattr(module, wf.class_name, None)
         if not isinstance(cls, type) or not callable(getattr(cls, "run", None)):
@@ -327,6 +385,39 @@ def import_entry(project: Project) -> ModuleType:
                 "or fix class_name"
             )
     return module
+
+
+def _import_failure(project: Project, exc: BaseException) -> str:
+    """What failed while importing ``main``: where (the user's file and line) and why."""
+    if isinstance(exc, SyntaxError):
+        where = f"{_shown(project, exc.filename or str(project.main))}:{exc.lineno}"
+        why = f"{type(exc).__name__}: {exc.msg}"
+    else:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_users(project, f)]
+        where = (f"{_shown(project, frames[-1].filename)}:{frames[-1].lineno}" if frames
+                 else _shown(project, str(project.main)))
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    fix = ("fix the module: it must not call sys.exit() when imported"
+           if isinstance(exc, SystemExit) else "fix the module")
+    return (f'{project.config_path}: key "main": importing {_shown(project, str(project.main))} '
+            f"failed at {where}: {why}; {fix}")
+
+
+def _is_users(project: Project, frame: traceback.FrameSummary) -> bool:
+    """Whether ``frame`` runs the project's own code (not vendored packages, not ours)."""
+    path = Path(frame.filename)
+    if not path.is_absolute() or not path.is_relative_to(project.root):
+        return False
+    ours = (Path(__file__).parent, Path(workflows_saga.__file__).parent,
+            project.root / "python_modules")
+    installed = {"site-packages", "dist-packages"} & set(path.parts)  # e.g. a .venv in the root
+    return not installed and not any(path.is_relative_to(p) for p in ours)
+
+
+def _shown(project: Project, filename: str) -> str:
+    """``filename`` relative to the project's folder when it is inside it."""
+    path = Path(filename)
+    return str(path.relative_to(project.root)) if path.is_relative_to(project.root) else filename
 
 
 # -- the running project ---------------------------------------------------------------------

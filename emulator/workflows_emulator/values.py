@@ -1,8 +1,10 @@
 """What may cross the engine: JSON values up to 1 MiB, and valid ids, names and event types.
 
-Values are stored as JSON. A ``datetime`` crosses as a JS ``Date`` does on Cloudflare (the
-Python SDK turns one into the other both ways): it is stored tagged, ``{"$workflows-emulator:date": epoch ms}``,
-comes back as a ``datetime``, and is shown as an ISO 8601 string.
+Values are stored as JSON text and measured in its UTF-8 bytes, as Cloudflare measures the
+serialised value (non-ASCII text is not inflated by ``\\uXXXX`` escapes). A ``datetime``
+crosses as a JS ``Date`` does on Cloudflare (the Python SDK turns one into the other both
+ways): it is stored tagged, ``{"$workflows-emulator:date": epoch ms}``, comes back as a
+``datetime``, and is shown as an ISO 8601 string.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from typing import Any
 from .errors import WorkflowError
 
 MAX_VALUE_BYTES = 1 << 20
-EVENT_TYPE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}$")
-ID_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_-]*$")
+# Used with ``fullmatch``: ``match`` with a ``$`` anchor lets a trailing newline through.
+EVENT_TYPE = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_-]{0,99}")
+ID_PATTERN = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_-]*")
 MAX_ID = 100
 MAX_ADDRESSABLE_ID = 271
-ADDRESSABLE_ID = re.compile(r"^[a-zA-Z0-9, */#_-]+$")
+ADDRESSABLE_ID = re.compile(r"[a-zA-Z0-9, */#_-]+")
 """Ids ``get()`` looks up: created ids, and the ids Cloudflare gives cron-triggered instances."""
 MAX_NAME = 64
 _NOT_RPC = (tuple, bytearray, bytes, set, frozenset)
@@ -65,13 +68,36 @@ def _untagged(obj: dict[str, Any]) -> Any:
 
 # One encoder and one decoder, made once: json.dumps / json.loads with options build new ones
 # on every call, which shows on the per-step path.
-_ENCODER = json.JSONEncoder(allow_nan=False, default=_tagged)
+_ENCODER = json.JSONEncoder(allow_nan=False, default=_tagged, ensure_ascii=False)
 _DECODER = json.JSONDecoder(object_hook=_untagged)
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def _encoded(value: Any) -> tuple[str, int]:
+    """``value`` as stored JSON and its size in UTF-8 bytes, the size Cloudflare limits.
+
+    Text stays as it is rather than ``\\uXXXX``-escaped, so 400 KB of Chinese or emoji counts
+    as 400 KB. A lone surrogate (which JS strings and JSON can hold but UTF-8, and so SQLite,
+    cannot) stays escaped: every value valid JSON can hold is stored, and loads back the same.
+    """
+    text = _ENCODER.encode(value)
+    if text.isascii():  # O(1) in CPython: the common case costs nothing more
+        return text, len(text)
+    try:
+        return text, len(text.encode())
+    except UnicodeEncodeError:
+        text = _LONE_SURROGATE.sub(_escaped, text)  # raw surrogates occur only inside strings
+        return text, len(text.encode())
 
 
 def dumps(value: Any) -> str:
-    """``value`` as stored JSON (datetimes tagged); `TypeError` / `ValueError` if it can't be."""
-    return _ENCODER.encode(value)
+    """``value`` as stored JSON (datetimes tagged, text as UTF-8 but lone surrogates escaped);
+    `TypeError` / `ValueError` if it can't be."""
+    return _encoded(value)[0]
 
 
 def loads(text: str | bytes) -> Any:
@@ -118,10 +144,10 @@ def encode_step_output(value: Any, label: str) -> str:
     if isinstance(value, _NOT_RPC):
         raise UnserialisableOutput(f"{type(value).__name__} cannot be sent over RPC.")
     try:
-        encoded = dumps(value)
+        encoded, size = _encoded(value)
     except (TypeError, ValueError) as exc:
         raise UnserialisableOutput(fault(value, "the output") or str(exc)) from exc
-    if len(encoded) > MAX_VALUE_BYTES // 4 and len(encoded.encode()) > MAX_VALUE_BYTES:
+    if size > MAX_VALUE_BYTES:
         raise OutputTooLarge(f"Step {label} output is too large. Maximum allowed size is 1MiB.")
     return encoded
 
@@ -131,11 +157,11 @@ def encode_value(value: Any, *, what: str) -> str:
     if isinstance(value, _NOT_RPC):
         raise WorkflowError(f"{what}: {type(value).__name__} cannot be sent over RPC.")
     try:
-        encoded = dumps(value)
+        encoded, size = _encoded(value)
     except (TypeError, ValueError) as exc:
         raise WorkflowError(
             f"{what} is not serialisable: {fault(value, what) or exc}") from exc
-    if len(encoded.encode()) > MAX_VALUE_BYTES:
+    if size > MAX_VALUE_BYTES:
         raise WorkflowError(f"{what} is too large. Maximum allowed size is 1MiB.")
     return encoded
 
@@ -154,7 +180,7 @@ def event_value(stored: dict[str, Any]) -> dict[str, Any]:
 
 def validate_event_type(event_type: object) -> str:
     """Check an event type as Cloudflare does."""
-    if not isinstance(event_type, str) or not EVENT_TYPE.match(event_type):
+    if not isinstance(event_type, str) or not EVENT_TYPE.fullmatch(event_type):
         raise WorkflowError(
             f"(workflow.invalid_event_type) invalid event type {event_type!r}: up to 100 "
             "characters from a-z, A-Z, 0-9, '-' and '_' (no '.'), not starting with '-'"
@@ -163,7 +189,7 @@ def validate_event_type(event_type: object) -> str:
 
 
 def _fits(value: object, pattern: re.Pattern[str], longest: int) -> bool:
-    return isinstance(value, str) and len(value) <= longest and bool(pattern.match(value))
+    return isinstance(value, str) and len(value) <= longest and bool(pattern.fullmatch(value))
 
 
 def validate_instance_id(instance_id: object) -> str:

@@ -12,7 +12,7 @@ from emulator_support import open_files_under
 from workflows_emulator import ProjectConfigError
 from workflows_emulator.project import load_project, open_runtime_sync
 
-from .conftest import run_cli
+from .conftest import EXAMPLE, ROOT, run_cli
 
 ENTRY = """
 from workers import WorkflowEntrypoint
@@ -87,29 +87,88 @@ def test_missing_class_in_module(tmp_path: Path) -> None:
         pass
 
 
-def test_entry_module_import_error(tmp_path: Path) -> None:
-    path = _project(tmp_path, GOOD, entry="import not_a_module_anywhere\n")
+def _import_error(tmp_path: Path, entry: str, files: dict[str, str] | None = None) -> str:
+    """The message of the error opening a project whose entry module is ``entry``."""
+    path = _project(tmp_path, GOOD, entry=entry)
+    for name, text in (files or {}).items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(textwrap.dedent(text))
     with (
-        pytest.raises(ProjectConfigError, match=r"importing .*entry\.py failed with "
-                      r"ModuleNotFoundError.*fix the module"),
+        pytest.raises(ProjectConfigError) as info,
         open_runtime_sync(load_project(path), tmp_path / "state"),
     ):
         pass
+    message = str(info.value)
+    assert message.startswith(f'{path}: key "main": importing src/entry.py failed at ')
+    return message
 
 
-def test_malformed_jsonc_and_missing_file(tmp_path: Path) -> None:
-    path = _project(tmp_path, '{\n  "main": "src/entry.py",\n  oops\n}', name="wrangler.jsonc")
-    with pytest.raises(ProjectConfigError, match=r"malformed JSON at line 3 column 3"):
+def test_entry_module_import_error_names_the_file_and_line(tmp_path: Path) -> None:
+    message = _import_error(tmp_path, "import os\nimport not_a_module_anywhere\n")
+    assert message.endswith("failed at src/entry.py:2: ModuleNotFoundError: No module named "
+                            "'not_a_module_anywhere'; fix the module")
+
+
+def test_an_error_in_a_module_the_entry_imports_names_that_module(tmp_path: Path) -> None:
+    message = _import_error(tmp_path, "import loader_helper_a\n", {"src/loader_helper_a.py": """
+        X = 1
+
+        raise ImportError("cannot import name 'Y' from 'z'")
+        """})
+    assert "failed at src/loader_helper_a.py:4: ImportError: cannot import name 'Y' from 'z'; " \
+        in message
+
+
+def test_an_error_inside_a_vendored_package_points_at_the_user_s_import(tmp_path: Path) -> None:
+    message = _import_error(tmp_path, "\nimport loader_vendored_b\n",
+                            {"python_modules/loader_vendored_b.py": "raise RuntimeError('boom')\n"})
+    assert "failed at src/entry.py:2: RuntimeError: boom; fix the module" in message
+
+
+def test_sys_exit_while_importing_is_an_error_not_an_exit(tmp_path: Path) -> None:
+    message = _import_error(tmp_path, "import sys\n\n\nsys.exit(3)\n")
+    assert message.endswith("failed at src/entry.py:4: SystemExit: 3; fix the module: it must "
+                            "not call sys.exit() when imported")
+    r = run_cli("workflows", "list", "--config", str(tmp_path / "wrangler.toml"),
+                "--persist-to", str(tmp_path / "s"))
+    assert r.code == 1
+    assert r.err.startswith("✘ [ERROR] ") and "SystemExit: 3" in r.err
+
+
+def test_a_syntax_error_names_its_file_and_line(tmp_path: Path) -> None:
+    message = _import_error(tmp_path, "x = 1\n\ndef broken(:\n    pass\n")
+    assert "failed at src/entry.py:3: SyntaxError: " in message
+    other = tmp_path / "other"
+    other.mkdir()
+    message = _import_error(other, "import loader_helper_c\n",
+                            {"src/loader_helper_c.py": "y = (\n"})
+    assert "failed at src/loader_helper_c.py:1: SyntaxError: " in message
+
+
+def test_malformed_jsonc_names_the_file_and_line(tmp_path: Path) -> None:
+    path = _project(tmp_path, '{\n  "main": "src/entry.py",\n  "vars": {"A": 1 "B": 2}\n}',
+                    name="wrangler.jsonc")  # a comma missing before "B"
+    with pytest.raises(ProjectConfigError) as info:
         load_project(path)
+    assert str(info.value) == (f"{path}: malformed JSON at line 3 column 19: unexpected "
+                               "'\"'; fix the syntax")
+    path.write_text('{\n  "main": "src/entry.py",\n  "vars": {"A": "x"\n')
+    with pytest.raises(ProjectConfigError, match=r"malformed JSON at line 4 column 1: unexpected "
+                       r"end of input; fix the syntax"):
+        load_project(path)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    _project(tmp_path, GOOD)
     with pytest.raises(ProjectConfigError, match=r"no wrangler\.toml or wrangler\.jsonc here"):
         load_project(tmp_path / "src")
 
 
 def test_jsonc_with_comments_loads_and_env_has_bindings_and_vars(tmp_path: Path) -> None:
     path = _project(tmp_path, """
-    // a comment
+    // a comment with "quotes" and a trailing comma,
     {
-      "name": "j", "main": "src/entry.py", /* block */ "compatibility_date": "2026-03-01",
+      "name": "j", "main": "src/entry.py", /* block, } */ "compatibility_date": "2026-03-01",
       "compatibility_flags": ["python_workers"],
       "vars": {"URL": "http://x//y"},
       "workflows": [{"name": "flow", "binding": "FLOW", "class_name": "Flow",
@@ -146,3 +205,96 @@ def test_open_runtime_sync_closes_its_files_on_exit(tmp_path: Path) -> None:
     with open_runtime_sync(project, tmp_path / "state"):
         assert open_files_under(tmp_path / "state")
     assert open_files_under(tmp_path / "state") == []
+
+
+# -- what the loader reads, and what it warns about --------------------------------------------
+
+
+def test_unknown_keys_are_warned_about_with_the_closest_known_key(tmp_path: Path) -> None:
+    path = _project(tmp_path, GOOD.replace(
+        'main = "src/entry.py"', 'main = "src/entry.py"\nworkers_de = false\nmy_own_thing = 1'
+    ) + 'schedule = "0 * * * *"\n[workflows.limits]\nstep = 5\n')
+    project = load_project(path)
+    assert project.warnings == (
+        f'unknown key "workers_de" in {path}; did you mean "workers_dev"?',
+        f'unknown key "my_own_thing" in {path}; wrangler does not know it and the emulator '
+        "ignores it",
+        f'unknown key "schedule" in [[workflows]] entry #1 of {path}; did you mean "schedules"?',
+        f'unknown key "step" in [workflows.limits] of [[workflows]] entry #1 of {path}; did you '
+        'mean "steps"?',
+    )
+    assert project.workflows[0].step_limit is None  # the misspelt limit is not applied
+
+
+def test_an_error_caused_by_a_misspelt_key_mentions_it(tmp_path: Path) -> None:
+    path = _project(tmp_path, GOOD.replace("compatibility_date", "compatability_date"))
+    with pytest.raises(ProjectConfigError) as info:
+        load_project(path)
+    assert str(info.value) == (
+        f'{path}: key "compatibility_date" = \'\' must be a date like "2025-10-01"; set it. '
+        f'Also: unknown key "compatability_date" in {path}; did you mean "compatibility_date"?')
+
+
+def test_cli_prints_warnings_once_to_stderr(tmp_path: Path) -> None:
+    path = _project(tmp_path, 'compatability_flags = ["x"]\n' + GOOD)
+    r = run_cli("workflows", "list", "--config", str(path), "--persist-to", str(tmp_path / "s"))
+    assert r.code == 0, r.err
+    assert r.err.count('unknown key "compatability_flags"') == 1
+    assert f'▲ [WARNING] unknown key "compatability_flags" in {path}; did you mean ' \
+        '"compatibility_flags"?' in r.err
+    assert "compatability" not in r.out
+
+
+REPO_CONFIGS = sorted([ROOT / "wrangler.toml", *ROOT.glob("examples/*/wrangler*.toml"),
+                       *ROOT.glob("tests/*/worker/wrangler*.toml")])
+
+
+def test_the_repository_s_own_wrangler_files_give_no_warnings(tmp_path: Path) -> None:
+    assert len(REPO_CONFIGS) >= 4
+    for config in REPO_CONFIGS:
+        assert load_project(config).warnings == (), config
+    r = run_cli("workflows", "list", "--config", str(EXAMPLE), "--persist-to",
+                str(tmp_path / "state"), "--json")
+    assert r.code == 0 and r.err == "", r.err
+
+
+def test_a_config_that_is_not_utf8_names_the_byte(tmp_path: Path) -> None:
+    path = _project(tmp_path, GOOD)
+    good = path.read_bytes()
+    path.write_bytes(b'# ok\nname = "caf\xe9"\n' + good)  # Latin-1, as an old editor saves it
+    with pytest.raises(ProjectConfigError) as info:
+        load_project(path)
+    assert str(info.value) == (f"{path}: not valid UTF-8 at byte 16 (line 2): invalid "
+                               "continuation byte; save the file as UTF-8")
+    path.write_bytes('# ok\nname = "café"\n'.encode() + good)
+    assert load_project(path).name == "café"
+
+
+def test_main_pointing_at_a_folder_says_so(tmp_path: Path) -> None:
+    path = _project(tmp_path, GOOD.replace('"src/entry.py"', '"src"'))
+    with pytest.raises(ProjectConfigError) as info:
+        load_project(path)
+    assert str(info.value) == (
+        f'{path}: key "main" = \'src\' points at {tmp_path.resolve() / "src"}, which is a folder; '
+        'point "main" at the Worker\'s entry .py file, such as "src/entry.py"')
+
+
+@pytest.mark.parametrize("field", ["name", "binding"])
+def test_a_trailing_newline_in_a_workflow_name_or_binding_is_refused(tmp_path: Path,
+                                                                      field: str) -> None:
+    value = {"name": "flow", "binding": "FLOW"}[field]
+    path = _project(tmp_path, GOOD.replace(f'{field} = "{value}"', f'{field} = "{value}\\n"'))
+    with pytest.raises(ProjectConfigError, match=f'key "{field}" = \'{value}\\\\n\''):
+        load_project(path)
+
+
+def test_a_json_config_is_read_like_jsonc(tmp_path: Path) -> None:
+    _project(tmp_path, """
+    {"main": "src/entry.py", "compatibility_date": "2026-03-01",
+     "compatibility_flags": ["python_workers"],
+     "workflows": [{"name": "flow", "binding": "FLOW", "class_name": "Flow"}]}
+    """, name="wrangler.json")
+    project = load_project(tmp_path)
+    assert project.config_path.name == "wrangler.json"
+    assert [w.binding for w in project.workflows] == ["FLOW"]
+    assert project.warnings == ()

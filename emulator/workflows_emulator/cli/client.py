@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Coroutine
@@ -36,6 +37,8 @@ def run_command(args: argparse.Namespace, command: Command, *, read_only: bool =
     if base is not None:
         return asyncio.run(command(_http_call(base)))
     project = load_project(args.config)
+    for warning in project.warnings:  # a running dev server printed its own at start
+        print(f"▲ [WARNING] {warning}", file=sys.stderr)
     if read_only:
         from ..state_reader import StateReader
         from .snapshot_calls import snapshot_call
