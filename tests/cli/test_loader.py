@@ -129,7 +129,8 @@ def test_sys_exit_while_importing_is_an_error_not_an_exit(tmp_path: Path) -> Non
     message = _import_error(tmp_path, "import sys\n\n\nsys.exit(3)\n")
     assert message.endswith("failed at src/entry.py:4: SystemExit: 3; fix the module: it must "
                             "not call sys.exit() when imported")
-    r = run_cli("workflows", "list", "--config", str(tmp_path / "wrangler.toml"),
+    # a command that runs the Worker's code imports it (list and describe only read state)
+    r = run_cli("workflows", "trigger", "flow", "--config", str(tmp_path / "wrangler.toml"),
                 "--persist-to", str(tmp_path / "s"))
     assert r.code == 1
     assert r.err.startswith("✘ [ERROR] ") and "SystemExit: 3" in r.err
