@@ -20,7 +20,7 @@ REPLACE_NON_RETRYABLE = "workflows_replace_non_retryable_error_message"
 PRESERVE_NON_RETRYABLE_DATE = "2026-05-14"
 """From this date an unhandled ``NonRetryableError`` keeps its name and message."""
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 UNHANDLED_NON_RETRYABLE = ErrorRecord(
     "WorkflowFatalError", "The execution of the Workflow instance was terminated, as a step "
     "threw an NonRetryableError and it was not handled")
@@ -63,7 +63,7 @@ class Compatibility:
             EmulatorError: a date that is not ``YYYY-MM-DD``, or both flags of a pair.
         """
         flags = set(flags)
-        if date is not None and not _DATE.match(date):
+        if date is not None and not _DATE.fullmatch(date):
             raise EmulatorError(
                 f"compatibility_date {date!r} must be a date like \"2026-05-14\"")
         if PRESERVE_NON_RETRYABLE in flags and REPLACE_NON_RETRYABLE in flags:
