@@ -53,6 +53,38 @@ def instance_files(instances_root: Path) -> Iterator[tuple[str, str, Path]]:
                 yield wf.name, entry.name[: -len(".sqlite")], Path(entry.path)
 
 
+_MAGIC = b"SQLite format 3\x00"
+EMPTY = "the file is empty or holds no workflows-emulator tables"
+DAMAGED = "the file is damaged or is not a workflows-emulator state file"
+
+
+def header_problem(path: Path, version: int) -> str | None:
+    """Why ``path`` is not a usable state file of ``version``, judged from its 100-byte
+    SQLite header alone (cheap enough to check every file on open), or ``None``."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(100)
+            size = os.fstat(f.fileno()).st_size
+    except OSError as exc:
+        return f"the file cannot be read ({exc.strerror})"
+    if not head:
+        return EMPTY
+    if len(head) < 100 or not head.startswith(_MAGIC):
+        return DAMAGED
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    in_step = head[24:28] == head[92:96]  # the page count is valid for this version of the file
+    if in_step and size < pages * page_size and not Path(f"{path}-wal").exists():
+        return DAMAGED + f" (truncated: {size} of {pages * page_size} bytes)"
+    found = int.from_bytes(head[60:64], "big", signed=True)
+    if found != version:
+        return (f"state file {path} has schema version {found}, but this workflows-emulator "
+                f"reads version {version}: use the emulator version that wrote it, or point "
+                "the emulator at a new state directory")
+    return None
+
+
 def read_meta(path: Path) -> InstanceMeta | None:
     """The metadata of the instance file ``path``, read without writing anything.
 
@@ -123,19 +155,31 @@ class InstanceIndex:
     # -- reconciling with the instance files ----------------------------------------------
 
     def reconcile(self) -> None:
-        """Add instance files the index lacks, and drop entries whose file is gone."""
+        """Add instance files the index lacks, drop entries whose file is gone, and note files
+        whose header shows they cannot be read (or can again)."""
+        from .instance_store import SCHEMA_VERSION as INSTANCE_VERSION
+
         on_disk = {(wf, iid): path for wf, iid, path in instance_files(self._state_dir / "instances")}
-        indexed = {(r[0], r[1]) for r in self._storage.sql.exec(
-            "SELECT workflow, id FROM instances").raw()}
-        gone = indexed - on_disk.keys()
-        missing = [key for key in on_disk if key not in indexed]
-        if not gone and not missing:
+        indexed = {(r[0], r[1]): r[2] for r in self._storage.sql.exec(
+            "SELECT workflow, id, problem FROM instances").raw()}
+        changes: list[tuple[str, str, Path | None, str | None]] = [
+            (wf, iid, None, None) for wf, iid in indexed.keys() - on_disk.keys()]
+        for key, path in on_disk.items():
+            problem = header_problem(path, INSTANCE_VERSION)
+            if key not in indexed or (problem or None) != indexed[key]:
+                changes.append((*key, path, problem))
+        if not changes:
             return
         with self._storage.transaction():
-            for wf, iid in gone:
-                self._storage.sql.exec("DELETE FROM instances WHERE workflow = ? AND id = ?", wf, iid)
-            for key in missing:
-                self._add_from_file(*key, on_disk[key])
+            for wf, iid, file, problem in changes:
+                if file is None:
+                    self._storage.sql.exec(
+                        "DELETE FROM instances WHERE workflow = ? AND id = ?", wf, iid)
+                elif problem is not None:
+                    modified = file.stat().st_mtime * 1000
+                    self._insert(wf, iid, InstanceStatus.UNKNOWN, modified, modified, problem)
+                else:
+                    self._add_from_file(wf, iid, file)
 
     def _add_from_file(self, workflow: str, instance_id: str, path: Path) -> None:
         modified = path.stat().st_mtime * 1000
