@@ -401,6 +401,14 @@ class Instance:
         """Stop and erase the instance, without running rollbacks."""
         await self._catalog.delete(self.workflow, self.id)
 
+    def next_timer_in(self) -> float | None:
+        """Seconds (on the emulator's clock) until the timer the instance is parked on fires:
+        a sleep, a retry delay or an event's timeout; ``None`` if none is set."""
+        at = self._engine.store.alarm()
+        if at is None:
+            return None
+        return max(0.0, (at - self._scheduler.clock.now_ms()) / 1000)
+
     def events(self) -> list[dict[str, Any]]:
         """The event log (``STEP_START``, ``ATTEMPT_*``, ``ROLLBACK_*``, ...), oldest first."""
         return self._engine.store.entries()

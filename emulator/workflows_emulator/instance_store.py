@@ -190,6 +190,10 @@ class InstanceStore:
         """Persist ``meta`` (inside a transaction)."""
         self._storage.put("meta", meta.to_json())
 
+    def alarm(self) -> float | None:
+        """When the instance's wake-up is due (epoch ms), if one is set."""
+        return self._storage.get_alarm()
+
     def set_alarm(self, at_ms: float) -> None:
         """Schedule the instance's wake-up (the Durable Object alarm)."""
         self._storage.set_alarm(at_ms)

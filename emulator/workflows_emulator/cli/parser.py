@@ -50,6 +50,9 @@ def _shared() -> argparse.ArgumentParser:
                    help="talk to a running `workflows-emulator dev` on --ip/--port")
     g.add_argument("--ip", default="127.0.0.1", help="the dev server's address (with --local)")
     g.add_argument("--port", type=int, default=8787, help="the dev server's port (with --local)")
+    g.add_argument("--timers-within", type=float, default=60.0, metavar="SECONDS",
+                   help="without a dev server, keep driving the instance through timers due "
+                   "within SECONDS (retry delays, short sleeps) before returning (default 60)")
     p.add_argument("--json", action="store_true", help="Output the raw API response as JSON")
     return p
 

@@ -74,6 +74,9 @@ def render_triggered(r: dict[str, Any]) -> str:
             text += f"\n   Error:  {r['error'].get('name')}: {r['error'].get('message')}"
         if r.get("rollback"):
             text += f"\n   Rollback: {r['rollback'].get('outcome')}"
+        if r["status"] == "waiting":
+            text += ("\n   Its timers fire only while a process drives this state directory: "
+                     "run `workflows-emulator dev`, or any command that changes state")
     return text
 
 

@@ -18,6 +18,7 @@ The dev server serves them over HTTP; the CLI calls `InstanceApi` in-process whe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -85,13 +86,17 @@ class InstanceApi:
 
     Args:
         runtime: the project and its emulator.
-        foreground: after create/act/send-event, drive the instance until it is terminal,
-            waiting or paused before answering (the CLI without a server).
+        foreground: after create/act/send-event, drive the instance until it ends, is
+            paused, waits for an event, or waits for a timer further away than
+            ``drive_timers_within`` seconds, before answering (the CLI without a server:
+            nothing drives the instance once the command returns).
     """
 
-    def __init__(self, runtime: Runtime, *, foreground: bool = False) -> None:
+    def __init__(self, runtime: Runtime, *, foreground: bool = False,
+                 drive_timers_within: float = 60.0) -> None:
         self.rt = runtime
         self.foreground = foreground
+        self.drive_timers_within = drive_timers_within
 
     async def handle(self, method: str, path: str, body: Any = None) -> ApiResponse:
         """Answer one call; ``path`` is relative to `API_PREFIX` (may carry a query)."""
@@ -230,8 +235,17 @@ class InstanceApi:
                 with contextlib.suppress(TimeoutError):
                     await inst.wait(until={"running", "queued"}, timeout=0.3)
             status = await inst.wait(until={"waiting", "paused"})
+            # Timers fire only while a process drives the state directory: wait out the
+            # near ones (retry delays, short sleeps) here.
+            while status["status"] == "waiting":
+                due = inst.next_timer_in()
+                if due is None or due > self.drive_timers_within:
+                    break
+                await asyncio.sleep(due)
+                with contextlib.suppress(TimeoutError):
+                    await inst.wait(until={"running", "queued"}, timeout=1.0)
+                status = await inst.wait(until={"waiting", "paused"})
         return {"id": inst.id, **status}
-
 
 View = Callable[[InstanceApi, ApiRequest, dict[str, str]], Awaitable[Any]]
 
