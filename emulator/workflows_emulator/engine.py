@@ -135,21 +135,28 @@ class InstanceEngine:
         callbacks past their timeout) stop too: nothing of this run writes after a halt.
         Called from one of the run's own callbacks, it does not wait for the run to unwind.
         """
+        driver = self._stop_run(reason)
+        if driver is not None and not self.attempts.runs(asyncio.current_task()):
+            await asyncio.gather(driver, return_exceptions=True)
+            self._stop_reason = None
+        self.steps.cancel_running()
+
+    def _stop_run(self, reason: str) -> asyncio.Task[None] | None:
+        """Cancel everything of the current run but the calling task; the driver if it was
+        cancelled from outside it (it unwinds at its next await)."""
         self._epoch += 1
         current = asyncio.current_task()
         for waker in list(self._sleepers):
             waker.cancel()
         self.attempts.cancel_callbacks(keep=current)
         driver = self._driver
-        if driver is not None and not driver.done():
-            self._stop_reason = reason
-            if driver is not current and not self.attempts.runs(current):
-                driver.cancel()
-                await asyncio.gather(driver, return_exceptions=True)
-                self._stop_reason = None
-            elif driver is not current:
-                driver.cancel()  # it unwinds on its own once this callback has returned
-        self.steps.cancel_running()
+        if driver is None or driver.done():
+            return None
+        self._stop_reason = reason
+        if driver is current:
+            return None
+        driver.cancel()
+        return driver
 
     async def drain(self, timeout: float) -> None:
         """Stop driving once running callbacks finish (or after ``timeout`` real seconds).
@@ -466,23 +473,10 @@ class InstanceEngine:
             self.meta = persisted
             if changed:
                 self.host.status_changed(self)
-        self._stop_where_it_is()
+        self._stop_run("storage")  # as `halt`, without waiting: we may be inside the run
+        self.steps.cancel_running()
         self._retry_later()
         self.host.activity()
-
-    def _stop_where_it_is(self) -> None:
-        """`halt`, without waiting: called from inside whichever task met the fault."""
-        self._epoch += 1
-        current = asyncio.current_task()
-        for waker in list(self._sleepers):
-            waker.cancel()
-        self.attempts.cancel_callbacks(keep=current)
-        driver = self._driver
-        if driver is not None and not driver.done():
-            self._stop_reason = "storage"
-            if driver is not current:
-                driver.cancel()
-        self.steps.cancel_running()
 
     def _retry_later(self) -> None:
         if self.clock.virtual:

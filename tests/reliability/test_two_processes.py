@@ -114,6 +114,18 @@ def wait_for(path: Path, timeout: float = 20) -> None:
         time.sleep(0.05)
 
 
+def held_by_trigger(procs: list[subprocess.Popen[str]], project: Path, state: Path, runs: Path,
+                    hold: int) -> tuple[subprocess.Popen[str], list[str], dict[str, str]]:
+    """A foreground ``trigger`` whose step s1 has started and holds for ``hold`` seconds;
+    with the common arguments and environment of the commands raced against it."""
+    env = {**os.environ, "RUNS_FILE": str(runs)}
+    common = ["--config", str(project), "--persist-to", str(state)]
+    trigger = start(procs, "workflows", "trigger", "flow", json.dumps({"hold": hold}), "--id", "t1",
+                    *common, env=env)
+    wait_for(Path(f"{runs}.started"))
+    return trigger, common, env
+
+
 def tree_digest(state: Path) -> dict[str, str]:
     """Every file of ``state`` (but the lock and SQLite's shared-memory index) by content."""
     return {str(p.relative_to(state)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -124,11 +136,7 @@ def tree_digest(state: Path) -> dict[str, str]:
 def test_terminate_from_a_second_shell_is_refused_while_trigger_drives(
         project: Path, runs: Path, tmp_path: Path, procs: list[subprocess.Popen[str]]) -> None:
     state = tmp_path / "state"
-    env = {**os.environ, "RUNS_FILE": str(runs)}
-    common = ["--config", str(project), "--persist-to", str(state)]
-    trigger = start(procs, "workflows", "trigger", "flow", '{"hold": 3}', "--id", "t1", *common,
-                    env=env)
-    wait_for(Path(f"{runs}.started"))
+    trigger, common, env = held_by_trigger(procs, project, state, runs, hold=3)
 
     term = cli("workflows", "instances", "terminate", "flow", "t1", *common, env=env)
     assert term.returncode == 1
@@ -155,11 +163,7 @@ def test_terminate_from_a_second_shell_is_refused_while_trigger_drives(
 def test_dev_during_a_foreground_trigger_is_refused(
         project: Path, runs: Path, tmp_path: Path, procs: list[subprocess.Popen[str]]) -> None:
     state = tmp_path / "state"
-    env = {**os.environ, "RUNS_FILE": str(runs)}
-    common = ["--config", str(project), "--persist-to", str(state)]
-    trigger = start(procs, "workflows", "trigger", "flow", '{"hold": 2}', "--id", "t1", *common,
-                    env=env)
-    wait_for(Path(f"{runs}.started"))
+    trigger, common, env = held_by_trigger(procs, project, state, runs, hold=2)
     dev = cli("dev", "--port", "0", *common, env=env)
     assert dev.returncode == 1
     assert f"is in use by pid {trigger.pid}" in dev.stderr
@@ -202,11 +206,7 @@ def test_two_dev_servers_of_a_slow_project_one_is_refused_before_importing(
 def test_a_holder_killed_with_sigkill_leaves_no_stale_lock(
         project: Path, runs: Path, tmp_path: Path, procs: list[subprocess.Popen[str]]) -> None:
     state = tmp_path / "state"
-    env = {**os.environ, "RUNS_FILE": str(runs)}
-    common = ["--config", str(project), "--persist-to", str(state)]
-    trigger = start(procs, "workflows", "trigger", "flow", '{"hold": 30}', "--id", "t1", *common,
-                    env=env)
-    wait_for(Path(f"{runs}.started"))
+    trigger, common, env = held_by_trigger(procs, project, state, runs, hold=30)
     with pytest.raises(StateDirectoryBusy, match=f"pid {trigger.pid}"):
         Emulator(state)
     os.killpg(trigger.pid, signal.SIGKILL)
