@@ -17,8 +17,10 @@ import os
 import re
 import resource
 import sqlite3
+import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +154,9 @@ def default_open_files() -> int:
 class OpenFiles:
     """A budget of open connections shared by many storages, least recently used closed first.
 
+    Closing a WAL database checkpoints it (two fsyncs): a released connection is closed on
+    a background thread, off the event loop; `finish` waits for every close.
+
     Args:
         limit: the most storages with an open connection (default `default_open_files`).
     """
@@ -159,6 +164,8 @@ class OpenFiles:
     def __init__(self, limit: int | None = None) -> None:
         self.limit = max(1, limit if limit is not None else default_open_files())
         self._open: OrderedDict[int, DurableObjectStorage] = OrderedDict()
+        self._closer: ThreadPoolExecutor | None = None
+        self._closing: set[Future[None]] = set()
 
     def __len__(self) -> int:
         return len(self._open)
@@ -168,6 +175,8 @@ class OpenFiles:
         self._open[id(storage)] = storage
         if len(self._open) > self.limit:
             self.shrink(self.limit)
+        if len(self._open) + len(self._closing) > self.limit:
+            self.wait_closed()  # connections still closing hold descriptors too
 
     def used(self, storage: DurableObjectStorage) -> None:
         """``storage`` was just used: it is closed last."""
@@ -187,6 +196,54 @@ class OpenFiles:
                 storage.release()
                 closed += 1
         return closed
+
+    def close_later(self, conn: sqlite3.Connection) -> None:
+        """Close ``conn`` on the background thread."""
+        if self._closer is None:
+            self._closer = ThreadPoolExecutor(1, thread_name_prefix="workflows-emulator-close")
+        done = self._closer.submit(conn.close)
+        self._closing.add(done)
+        done.add_done_callback(self._closing.discard)
+
+    def wait_closed(self) -> None:
+        """Wait until every connection handed to `close_later` is closed."""
+        for done in list(self._closing):
+            done.result()
+
+    def finish(self) -> None:
+        """Wait for the pending closes and stop the background thread (idempotent)."""
+        closer, self._closer = self._closer, None
+        if closer is not None:
+            closer.shutdown(wait=True)
+        self._closing.clear()
+
+
+_TEMPLATES: dict[tuple[str, int], bytes] = {}
+_BASE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS _kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _alarm (id INTEGER PRIMARY KEY CHECK (id = 0), at REAL NOT NULL);")
+
+
+def _template(schema: str, version: int) -> bytes:
+    """The bytes of an empty object file with ``schema`` at ``version``, already in WAL mode.
+
+    Built once per process: a new object's file is these bytes written in one go, which is
+    several times cheaper than creating the tables and switching the journal mode each time.
+    """
+    key = (schema, version)
+    got = _TEMPLATES.get(key)
+    if got is None:
+        with tempfile.TemporaryDirectory(prefix="workflows-emulator-template-") as folder:
+            path = Path(folder) / "template.sqlite"
+            conn = sqlite3.connect(path, isolation_level=None)
+            try:
+                # Small pages: a transition appends a few hundred bytes, and WAL writes whole pages.
+                conn.executescript("PRAGMA page_size=1024;" + _BASE_SCHEMA + schema +
+                                   f"PRAGMA user_version={int(version)}; PRAGMA journal_mode=WAL;")
+            finally:
+                conn.close()
+            got = _TEMPLATES[key] = path.read_bytes()
+    return got
 
 
 class SqlStorage:
@@ -292,10 +349,10 @@ class DurableObjectStorage:
 
     # -- connections --------------------------------------------------------------------
 
-    def _open_connection(self, first: bool = False) -> sqlite3.Connection:
-        # Only the first open may create the file: a released storage whose file was
-        # deleted meanwhile must not come back empty.
-        mode = "ro" if self.read_only else ("rwc" if first and self.is_new else "rw")
+    def _open_connection(self) -> sqlite3.Connection:
+        # Never "rwc": a new file is written from the template first, and a released storage
+        # whose file was deleted meanwhile must not come back empty.
+        mode = "ro" if self.read_only else "rw"
         uri = f"{self.path.absolute().as_uri()}?mode={mode}"
         files = self._files
         for retry in (True, False):
@@ -304,13 +361,18 @@ class DurableObjectStorage:
                                        check_same_thread=False)
             except sqlite3.Error as exc:
                 # Out of descriptors: give back the idle half of the budget and try once more.
-                if retry and files is not None and files.shrink(len(files) // 2):
+                if retry and files is not None:
+                    files.wait_closed()
+                    files.shrink(len(files) // 2)
+                    files.wait_closed()
                     continue
                 raise storage_error(self.path, exc) from exc
         raise AssertionError("unreachable")
 
     def _connect(self, schema: str, version: int) -> sqlite3.Connection:
-        conn = self._open_connection(first=True)
+        if self.is_new:
+            self._write_template(schema, version)
+        conn = self._open_connection()
         try:
             found = conn.execute("PRAGMA user_version").fetchone()[0]
             has_tables = conn.execute(
@@ -320,25 +382,13 @@ class DurableObjectStorage:
                     f"state file {self.path} has schema version {found}, but this "
                     f"workflows-emulator reads version {version}: use the emulator version "
                     "that wrote it, or point the emulator at a new state directory")
-            if not has_tables and not self.is_new:
+            if not has_tables:
                 raise DamagedStateError(
                     self.path, "the file is empty or holds no workflows-emulator tables", _DOCTOR)
             if self.read_only:
                 conn.execute("PRAGMA query_only=1")
-            elif self.is_new:
-                # Small pages: a transition appends a few hundred bytes, and WAL writes whole
-                # pages. The empty schema is written without fsync (a killed process loses
-                # nothing of an empty file; this makes opening a new object ~5x cheaper),
-                # then every later write goes through WAL with synchronous=NORMAL.
-                conn.executescript(
-                    "PRAGMA synchronous=OFF; PRAGMA page_size=1024;"
-                    "CREATE TABLE IF NOT EXISTS _kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-                    "CREATE TABLE IF NOT EXISTS _alarm (id INTEGER PRIMARY KEY CHECK (id = 0), "
-                    "at REAL NOT NULL);" + schema + f"PRAGMA user_version={int(version)};"
-                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                )
             else:
-                conn.executescript(schema + "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+                conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             conn.close()
             raise storage_error(self.path, exc) from exc
@@ -348,6 +398,19 @@ class DurableObjectStorage:
         if self._files is not None:
             self._files.opened(self)
         return conn
+
+    def _write_template(self, schema: str, version: int) -> None:
+        """Create the file from the template (refusing to overwrite one made meanwhile)."""
+        data = _template(schema, version)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self.path.unlink(missing_ok=True)
+            raise storage_error(self.path, exc) from exc
 
     def _reconnect(self) -> sqlite3.Connection:
         """Open the file again after `release` (it must still exist)."""
@@ -370,7 +433,9 @@ class DurableObjectStorage:
         self._conn = _Reconnect(self)
         if self._files is not None:
             self._files.closed(self)
-        conn.close()
+            self._files.close_later(conn)
+        else:
+            conn.close()
 
     @property
     def is_closed(self) -> bool:

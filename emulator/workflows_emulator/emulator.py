@@ -142,6 +142,7 @@ class Emulator:
         try:
             await self._catalog.close(drain_timeout)
         finally:
+            self.files.finish()
             self._index.close()
             self._release_lock()
             if self._tmp is not None:
@@ -157,6 +158,7 @@ class Emulator:
             return
         self._catalog.close_idle()
         self._closed = True
+        self.files.finish()
         self._index.close()
         self._release_lock()
         if self._tmp is not None:

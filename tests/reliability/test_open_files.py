@@ -98,6 +98,7 @@ STARVED = textwrap.dedent("""
         async with Emulator(sys.argv[1]) as emu:
             quick = emu.workflow(Quick, name="quick")
             await (await quick.create(id="first")).wait()
+            emu.files.wait_closed()  # its file is closed in the background: let that end
             hogs = []
             try:
                 while True:  # something else in the process takes every descriptor left
