@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ from multidict import CIMultiDict
 from ..workers_shim.http import Request
 
 MAX_BODY = 10 << 20
+_AUTHORITY = re.compile(r"(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 HOP_BY_HOP = frozenset({"connection", "content-length", "keep-alive", "transfer-encoding"})
 
 # aiohttp logs every malformed request with a traceback; a client's garbage is not the
@@ -90,6 +92,7 @@ class HttpServer:
         self.limits = limits or HttpLimits()
         self._stopped = asyncio.Event()
         self._runner: web.ServerRunner | None = None
+        self._server: _BoundedServer | None = None
 
     def stop(self) -> None:
         """Ask `serve` to shut down."""
@@ -111,11 +114,11 @@ class HttpServer:
     async def start(self) -> None:
         """Bind and start accepting connections; `port` becomes the bound port."""
         limits = self.limits
-        server = _BoundedServer(
+        self._server = server = _BoundedServer(
             self._on_request, limits=limits, logger=_LOG, access_log=None,
             keepalive_timeout=limits.idle_timeout, max_line_size=limits.max_line_size,
             max_field_size=limits.max_field_size, max_headers=limits.max_headers,
-            lingering_time=min(2.0, limits.read_timeout),
+            lingering_time=min(1.0, limits.read_timeout),
         )
         runner = web.ServerRunner(server, shutdown_timeout=5.0)
         await runner.setup()
@@ -134,17 +137,14 @@ class HttpServer:
             await runner.cleanup()
 
     async def _on_request(self, request: web.BaseRequest) -> web.StreamResponse:
-        server = self._server_of(request)
+        server = self._server
+        assert server is not None  # requests only arrive once start() made it
         server.busy.add(request.protocol)
         server.answered.add(request.protocol)
         try:
             return await self._answer(request)
         finally:
             server.busy.discard(request.protocol)
-
-    def _server_of(self, request: web.BaseRequest) -> _BoundedServer:
-        assert self._runner is not None and isinstance(self._runner.server, _BoundedServer)
-        return self._runner.server
 
     async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
@@ -161,7 +161,7 @@ class HttpServer:
                                f"{self.limits.read_timeout:g} seconds", close=True)
         except (web.RequestPayloadError, ConnectionError) as exc:
             return _plain(400, f"the request body could not be read: {exc}", close=True)
-        shim = Request(self._url(request), method=method, headers=list(request.headers.items()),
+        shim = Request(self._url(request), method=method, headers=_header_items(request),
                        body=body)
         try:
             return _to_aiohttp(await self.handler(shim))
@@ -191,9 +191,10 @@ class HttpServer:
 
     def _url(self, request: web.BaseRequest) -> str:
         host = request.headers.get("host", "")
-        if not host or any(c in host for c in " \t/?#@\\"):
+        if not _AUTHORITY.fullmatch(host):  # the URL must parse even when the Host is junk
             host = f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
-        return f"http://{host}{request.rel_url}"
+        target = request.raw_path  # as sent, so percent-escapes reach the Worker unchanged
+        return f"http://{host}{target if target.startswith('/') else request.rel_url}"
 
 
 class _BoundedServer(web.Server):
@@ -225,6 +226,14 @@ class _BoundedServer(web.Server):
             handler.force_close()
 
 
+def _header_items(request: web.BaseRequest) -> list[tuple[str, str]]:
+    """Every header, repeats kept; values as the byte strings the Workers runtime gives."""
+    # aiohttp decodes header bytes as UTF-8 with surrogate escapes; Workers (and fetch) read
+    # them as Latin-1 byte strings, which also keeps them plain `str` in the shim's headers.
+    return [(name, value.encode("utf-8", "surrogateescape").decode("latin-1"))
+            for name, value in request.headers.items()]
+
+
 def _plain(status: int, text: str, *, close: bool = False) -> web.Response:
     response = web.Response(status=status, text=text)
     if close:
@@ -239,6 +248,6 @@ def _to_aiohttp(answer: HttpResponse) -> web.Response:
             return _plain(500, f"the Worker's response has an invalid header {name!r}")
         if name.lower() not in HOP_BY_HOP:
             headers.add(name, value)
-    if not 100 <= answer.status <= 599:
+    if not 200 <= answer.status <= 599:  # as the Workers runtime's Response allows
         return _plain(500, f"the Worker's response has an invalid status {answer.status}")
     return web.Response(status=answer.status, headers=headers, body=answer.body)

@@ -37,7 +37,7 @@ def refusal(request: Request, bound_ip: str, port: int, *, api: bool) -> str | N
 
 def local_host(host: str, bound_ip: str) -> bool:
     """True if ``host`` (a ``Host`` header, port optional) is loopback or ``bound_ip``."""
-    name = _strip_port(host.strip().lower())
+    name = _strip_port(str(host).strip().lower())
     if name is None:
         return False
     if name == "localhost" or name.endswith(".localhost") or name == bound_ip.lower():
@@ -53,7 +53,10 @@ def local_host(host: str, bound_ip: str) -> bool:
 
 def local_origin(origin: str, bound_ip: str) -> bool:
     """True if ``origin`` (an ``Origin`` header) is a page on loopback or on ``bound_ip``."""
-    split = urlsplit(origin.strip())
+    try:
+        split = urlsplit(str(origin).strip())
+    except ValueError:  # e.g. an unbalanced "[" in the authority
+        return False
     return split.scheme in ("http", "https") and bool(split.netloc) \
         and local_host(split.netloc, bound_ip)
 
