@@ -21,6 +21,7 @@ from http import HTTPMethod
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 
 from ..workers_shim.http import Request
@@ -159,7 +160,7 @@ class HttpServer:
         except TimeoutError:
             return _plain(408, f"the request body did not arrive within "
                                f"{self.limits.read_timeout:g} seconds", close=True)
-        except (web.RequestPayloadError, ConnectionError) as exc:
+        except (web.RequestPayloadError, HttpProcessingError, ConnectionError) as exc:
             return _plain(400, f"the request body could not be read: {exc}", close=True)
         shim = Request(self._url(request), method=method, headers=_header_items(request),
                        body=body)
