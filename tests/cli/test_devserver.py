@@ -257,6 +257,27 @@ async def test_chunked_create_keeps_id_and_params(echo_project: Path, tmp_path: 
         assert described["result"]["steps"][0]["output"] == {"n": 1, "s": "x"}
 
 
+async def test_expect_continue_is_answered_before_the_body(echo_project: Path,
+                                                           tmp_path: Path) -> None:
+    async with serving(echo_project, tmp_path / "s", HttpLimits(max_body=1000)) as live:
+        reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
+        try:
+            writer.write(b"POST /x HTTP/1.1\r\nhost: localhost\r\nexpect: 100-continue\r\n"
+                         b"content-length: 4\r\nconnection: close\r\n\r\n")
+            interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+            writer.write(b"body")
+            final = Raw.parse(await asyncio.wait_for(reader.read(), 5))
+            assert final.status == 201 and final.json()["body"] == "body"
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        # too large: refused at once, so the client never sends it
+        refused = await live.raw(b"POST /x HTTP/1.1\r\nhost: localhost\r\nexpect: 100-continue"
+                                 b"\r\ncontent-length: 5000\r\n\r\n")
+        assert refused.startswith(b"HTTP/1.1 413 ")
+
+
 async def test_oversized_bodies_get_413(echo_project: Path, tmp_path: Path) -> None:
     async with serving(echo_project, tmp_path / "s", HttpLimits(max_body=1000)) as live:
         # refused from the length alone: the body is never sent
