@@ -278,6 +278,20 @@ async def test_expect_continue_is_answered_before_the_body(echo_project: Path,
         assert refused.startswith(b"HTTP/1.1 413 ")
 
 
+async def test_malformed_heads_get_400_at_once(echo_project: Path, tmp_path: Path) -> None:
+    async with serving(echo_project, tmp_path / "s") as live:
+        for length in (b"abc", b"-1", b"99999999999999999999999", b"1, 2"):
+            started = time.monotonic()
+            answer = await live.raw(b"POST /x HTTP/1.1\r\nhost: localhost\r\ncontent-length: "
+                                    + length + b"\r\n\r\n")
+            assert Raw.parse(answer).status == 400, length
+            assert time.monotonic() - started < 2
+        assert Raw.parse(await live.raw(b"GARBAGE\r\n\r\n")).status == 400
+        long_header = b"GET /x HTTP/1.1\r\nhost: localhost\r\nx: " + b"a" * 9000 + b"\r\n\r\n"
+        assert Raw.parse(await live.raw(long_header)).status == 400
+        assert (await live.call("GET", "/x")).status == 201
+
+
 async def test_oversized_bodies_get_413(echo_project: Path, tmp_path: Path) -> None:
     async with serving(echo_project, tmp_path / "s", HttpLimits(max_body=1000)) as live:
         # refused from the length alone: the body is never sent
@@ -348,12 +362,13 @@ async def test_worker_sees_url_method_repeated_headers_and_body(echo_project: Pa
                                                                 tmp_path: Path) -> None:
     async with serving(echo_project, tmp_path / "s") as live, aiohttp.ClientSession() as client:
         async with client.put(f"{live.base}/path/x?q=1&q=2", data=b"\x00bytes\xff",
-                              headers=[("X-Multi", "one"), ("X-Multi", "two")]) as resp:
+                              headers=[("X-Multi", "one"), ("X-Multi", "café")]) as resp:
             assert resp.status == 201
             assert resp.headers.getall("set-cookie") == ["a=1", "b=2"]
             seen = await resp.json()
         assert seen == {"method": "PUT", "url": f"{live.base}/path/x?q=1&q=2",
-                        "x_multi": ["one", "two"], "body": "\x00bytes\xff"}
+                        "x_multi": ["one", "cafÃ©"],  # byte strings, as Workers read them
+                        "body": "\x00bytes\xff"}
         # a kept-alive connection serves a second request
         async with client.get(f"{live.base}/again") as resp:
             assert resp.status == 201 and (await resp.json())["method"] == "GET"
@@ -373,6 +388,8 @@ async def test_only_local_hosts_are_answered(echo_project: Path, tmp_path: Path)
         assert [i["id"] for i in listed] == ["h-1"]
         worker = await live.call("GET", "/x", headers={"host": f"evil.example:{live.port}"})
         assert worker.status == 403 and b"DNS rebinding" in worker.body
+        junk = await live.raw(b"GET /x HTTP/1.1\r\nhost: \xff[\r\nconnection: close\r\n\r\n")
+        assert Raw.parse(junk).status == 403
         for host in ("localhost", f"localhost:{live.port}", "app.localhost", "127.0.0.2:1",
                      f"[::1]:{live.port}"):
             answer = await live.call("GET", f"{API}/workflows", headers={"host": host})
