@@ -10,7 +10,7 @@ import pytest
 
 from workflows_emulator import Emulator
 from workflows_emulator.devserver import ApiRequest, DevServer, InstanceApi, describe_instance
-from workflows_emulator.devserver.api_views import Route
+from workflows_emulator.devserver.api_views import Route, allowed_methods
 from workflows_emulator.project import Project, Runtime, WorkflowConfig
 from workflows_emulator.workers_shim.http import Request
 from workflows_saga import NonRetryableError, RollbackContext, WorkflowEntrypoint
@@ -123,12 +123,40 @@ async def test_unknown_routes_statuses_and_deletes(api: InstanceApi) -> None:
     await ok(api, "POST", "/workflows/order/instances", {"id": "o-5"})
     await ok(api, "POST", "/workflows/order/instances", {"id": "o-6"})
     # an unknown instance is reported before an unknown route under it
-    assert (await refused(api, "PUT", "/workflows/order/instances/o-9"))[0] == 404
-    assert await refused(api, "PUT", "/workflows/order/instances/o-5") == (
-        404, "no API route PUT /workflows/order/instances/o-5")
+    assert (await refused(api, "GET", "/workflows/order/instances/o-9/steps"))[0] == 404
+    assert await refused(api, "GET", "/workflows/order/instances/o-5/steps") == (
+        404, "no API route GET /workflows/order/instances/o-5/steps")
+    # a known path asked with another method is a 405 naming what it accepts
+    wrong = await api.handle("PUT", "/workflows/order/instances/o-5")
+    assert wrong.status == 405 and wrong.headers == (("allow", "DELETE, GET, HEAD, PATCH"),)
+    assert wrong.body["errors"][0]["message"] == (
+        "PUT is not allowed on /workflows/order/instances/o-5; use DELETE, GET, HEAD, PATCH")
+    assert (await api.handle("HEAD", "/workflows/order")).status == 200
     assert await ok(api, "DELETE", "/workflows/order/instances/o-5") == {"id": "o-5"}
     assert await ok(api, "DELETE", "/workflows/order") == {"deleted": ["o-6"]}
     assert await ok(api, "GET", "/workflows/order/instances") == []
+
+
+async def test_unknown_body_keys_are_refused_naming_the_accepted_ones(api: InstanceApi) -> None:
+    assert await refused(api, "POST", "/workflows/order/instances",
+                         {"id": "k-1", "param": {}, "ttl": 3}) == (
+        400, "unknown create option(s) ['param', 'ttl']: use id, params")
+    assert await refused(api, "POST", "/workflows/order/instances", ["k-1"]) == (
+        400, 'the body must be a JSON object {"id"?: str, "params"?: any}, not list')
+    assert await ok(api, "GET", "/workflows/order/instances") == []
+    await ok(api, "POST", "/workflows/order/instances", {"id": "k-2", "params": {"approve": True}})
+    path = "/workflows/order/instances/k-2"
+    assert await refused(api, "PATCH", path, {"action": "terminate", "rollbak": True}) == (
+        400, "unknown instance action option(s) ['rollbak']: use action, from, rollback")
+    assert (await refused(api, "PATCH", path, "terminate"))[0] == 400
+    assert (await ok(api, "GET", path))["status"] == "waiting"
+
+
+async def test_allowed_methods_come_from_the_route_table() -> None:
+    assert allowed_methods(["workflows", "w"]) == ("DELETE", "GET", "HEAD")
+    assert allowed_methods(["workflows", "w", "instances"]) == ("GET", "HEAD", "POST")
+    assert allowed_methods(["workflows", "w", "instances", "i", "events", "t"]) == ("POST",)
+    assert allowed_methods(["workflows", "w", "nothing"]) == ()
 
 
 async def test_request_parsing_and_route_matching() -> None:

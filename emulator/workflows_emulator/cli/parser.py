@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev = top.add_parser("dev", help="serve the project's fetch handler and run its workflows")
     dev.add_argument("-c", "--config", help="wrangler.toml / wrangler.jsonc")
     dev.add_argument("--ip", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=8787)
+    dev.add_argument("--port", type=port_number, default=8787)
     dev.add_argument("--persist-to", default=DEFAULT_STATE)
 
     doctor = top.add_parser(
@@ -39,6 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
     return root
 
 
+def port_number(text: str) -> int:
+    """A ``--port`` value: 1-65535, or 0 for any free port."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is out of range: a port is 1-65535 (0 picks "
+                                         "a free one)")
+    return port
+
+
 def _shared() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("where instances live")
@@ -49,7 +61,8 @@ def _shared() -> argparse.ArgumentParser:
     g.add_argument("--local", action="store_true",
                    help="talk to a running `workflows-emulator dev` on --ip/--port")
     g.add_argument("--ip", default="127.0.0.1", help="the dev server's address (with --local)")
-    g.add_argument("--port", type=int, default=8787, help="the dev server's port (with --local)")
+    g.add_argument("--port", type=port_number, default=8787,
+                   help="the dev server's port (with --local)")
     g.add_argument("--timers-within", type=float, default=60.0, metavar="SECONDS",
                    help="without a dev server, keep driving the instance through timers due "
                    "within SECONDS (retry delays, short sleeps) before returning (default 60)")

@@ -12,7 +12,9 @@ Paths are relative to ``/__workflows/api`` (`API_PREFIX`):
     DELETE /workflows/<name>/instances/<id>            delete
     POST   /workflows/<name>/instances/<id>/events/<type>   body = payload
 
-Answers are ``{"success": true, "result": ...}`` or ``{"success": false, "errors": [{"message"}]}``.
+Answers are ``{"success": true, "result": ...}`` or ``{"success": false, "errors": [{"code",
+"message"}]}``. A known path asked with another method is refused with 405 and the methods it
+accepts (`allowed_methods`); HEAD is answered as GET.
 The dev server serves them over HTTP; the CLI calls `InstanceApi` in-process when no server runs.
 """
 
@@ -26,21 +28,27 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..emulator import Instance, Workflow
-from ..errors import EmulatorError, InstanceNotFoundError
+from ..errors import EmulatorError, InstanceNotFoundError, StorageError
 from ..events import STATUSES, TERMINAL
 from ..project import Runtime
 from .describe import describe_instance
 
 API_PREFIX = "/__workflows/api"
 ACTIONS = ("pause", "resume", "restart", "terminate")
+CREATE_KEYS = ("id", "params")
+ACTION_KEYS = ("action", "from", "rollback")
 
 
 class ApiError(Exception):
-    """A request the API refuses; ``status`` is the HTTP status to answer with."""
+    """A request the API refuses; ``status`` is the HTTP status to answer with.
 
-    def __init__(self, status: int, message: str) -> None:
+    ``allow`` lists the methods the path accepts when the refusal is a 405.
+    """
+
+    def __init__(self, status: int, message: str, *, allow: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.status = status
+        self.allow = allow
 
 
 @dataclass(frozen=True)
@@ -67,18 +75,21 @@ class ApiRequest:
 
 @dataclass(frozen=True)
 class ApiResponse:
-    """An answer: the HTTP status and the JSON document."""
+    """An answer: the HTTP status, the JSON document and any extra headers (``Allow``)."""
 
     status: int
     body: dict[str, Any]
+    headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def success(cls, result: Any) -> ApiResponse:
         return cls(200, {"success": True, "result": result})
 
     @classmethod
-    def failure(cls, status: int, message: str) -> ApiResponse:
-        return cls(status, {"success": False, "errors": [{"code": 10001, "message": message}]})
+    def failure(cls, status: int, message: str,
+                headers: tuple[tuple[str, str], ...] = ()) -> ApiResponse:
+        return cls(status, {"success": False, "errors": [{"code": 10001, "message": message}]},
+                   headers)
 
 
 class InstanceApi:
@@ -107,9 +118,12 @@ class InstanceApi:
         try:
             return ApiResponse.success(await self._route(request))
         except ApiError as exc:
-            return ApiResponse.failure(exc.status, str(exc))
+            allow = (("allow", ", ".join(exc.allow)),) if exc.allow else ()
+            return ApiResponse.failure(exc.status, str(exc), allow)
         except InstanceNotFoundError as exc:
             return ApiResponse.failure(404, str(exc))
+        except StorageError as exc:  # the disk, not the request: try again once it is fixed
+            return ApiResponse.failure(503, str(exc))
         except (EmulatorError, ValueError, TypeError) as exc:
             return ApiResponse.failure(400, str(exc))
 
@@ -121,6 +135,10 @@ class InstanceApi:
             params = route.match(request.method, parts)
             if params is not None:
                 return await route.view(self, request, params)
+        allow = allowed_methods(parts)
+        if allow:
+            raise ApiError(405, f"{request.method} is not allowed on {request.path}; use "
+                                f"{', '.join(allow)}", allow=allow)
         if len(parts) >= 4 and parts[2] == "instances":
             await self._instance(parts[1], parts[3])  # an unknown instance wins over the route
         raise ApiError(404, f"no API route {request.method} {request.path}")
@@ -155,9 +173,7 @@ class InstanceApi:
 
     async def create_instance(self, request: ApiRequest, params: dict[str, str]) -> Any:
         """Create an instance from ``{"id"?, "params"?}``."""
-        body = request.body or {}
-        if not isinstance(body, dict):
-            raise ApiError(400, 'the body must be {"id"?: str, "params"?: any}')
+        body = _options(request.body, CREATE_KEYS, "create", '{"id"?: str, "params"?: any}')
         wf = self._workflow(params["name"])
         return await self._settled(await wf.create(id=body.get("id"), params=body.get("params")))
 
@@ -169,7 +185,8 @@ class InstanceApi:
     async def act_on_instance(self, request: ApiRequest, params: dict[str, str]) -> Any:
         """Pause, resume, restart (``from``) or terminate (``rollback``) an instance."""
         inst = await self._instance(params["name"], params["id"])
-        body = request.body or {}
+        body = _options(request.body, ACTION_KEYS, "instance action",
+                        '{"action": str, "from"?: step, "rollback"?: bool}')
         action = body.get("action")
         if action not in ACTIONS:
             raise ApiError(400, f"Invalid action '{action}'. Must be one of: {', '.join(ACTIONS)}.")
@@ -247,6 +264,19 @@ class InstanceApi:
                 status = await inst.wait(until={"waiting", "paused"})
         return {"id": inst.id, **status}
 
+
+def _options(body: Any, accepted: tuple[str, ...], what: str, shape: str) -> dict[str, Any]:
+    """``body`` as a dict of options, refusing any other shape and any key not in ``accepted``."""
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise ApiError(400, f"the body must be a JSON object {shape}, not {type(body).__name__}")
+    unknown = sorted(set(body) - set(accepted))
+    if unknown:
+        raise ApiError(400, f"unknown {what} option(s) {unknown}: use {', '.join(accepted)}")
+    return body
+
+
 View = Callable[[InstanceApi, ApiRequest, dict[str, str]], Awaitable[Any]]
 
 
@@ -260,8 +290,14 @@ class Route:
 
     def match(self, method: str, parts: list[str]) -> dict[str, str] | None:
         """The placeholders' values if ``method`` and ``parts`` fit this route, else ``None``."""
+        if method != self.method and not (method == "HEAD" and self.method == "GET"):
+            return None
+        return self.match_path(parts)
+
+    def match_path(self, parts: list[str]) -> dict[str, str] | None:
+        """The placeholders' values if ``parts`` fit this route's pattern, whatever the method."""
         segments = self.pattern.split("/")
-        if method != self.method or len(segments) != len(parts):
+        if len(segments) != len(parts):
             return None
         params: dict[str, str] = {}
         for segment, part in zip(segments, parts, strict=True):
@@ -283,3 +319,11 @@ ROUTES = (
     Route("DELETE", "workflows/{name}/instances/{id}", InstanceApi.delete_instance),
     Route("POST", "workflows/{name}/instances/{id}/events/{type}", InstanceApi.send_event),
 )
+
+
+def allowed_methods(parts: list[str]) -> tuple[str, ...]:
+    """The methods some route accepts on the path ``parts`` (HEAD wherever GET is); ``()`` if none."""
+    methods = {route.method for route in ROUTES if route.match_path(parts) is not None}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return tuple(sorted(methods))

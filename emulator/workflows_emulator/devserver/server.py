@@ -1,10 +1,16 @@
-"""The dev server: sends each request to the JSON API or the Worker's fetch handler, and runs it."""
+"""The dev server: sends each request to the JSON API or the Worker's fetch handler, and runs it.
+
+Every request first passes `local_only.refusal` (Host, and Origin for API changes); the API
+answers JSON, the rest goes to the project's fetch handler.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import signal
+import socket
 import sys
 import traceback
 from collections.abc import Callable
@@ -18,7 +24,8 @@ from ..state_lock import StateLock
 from ..values import shown
 from ..workers_shim.http import Request, Response
 from .api_views import API_PREFIX, ApiResponse, InstanceApi
-from .http_transport import HttpResponse, HttpServer
+from .http_transport import HttpLimits, HttpResponse, HttpServer
+from .local_only import exposure_warning, refusal
 from .worker_fetch import fetch_handler
 
 NO_FETCH = ("this project has no fetch handler: define class Default(WorkerEntrypoint) with "
@@ -26,13 +33,14 @@ NO_FETCH = ("this project has no fetch handler: define class Default(WorkerEntry
 
 
 class DevServer:
-    """Serves one project on ``ip:port`` until `stop` is called."""
+    """Serves one project on ``ip:port`` until `stop` is called; ``limits`` bound each client."""
 
-    def __init__(self, runtime: Runtime, ip: str, port: int) -> None:
+    def __init__(self, runtime: Runtime, ip: str, port: int,
+                 limits: HttpLimits | None = None) -> None:
         self.rt = runtime
         self.api = InstanceApi(runtime)
         self.fetch = fetch_handler(runtime)
-        self.http = HttpServer(self.respond, ip, port)
+        self.http = HttpServer(self.respond, ip, port, limits)
 
     @property
     def ip(self) -> str:
@@ -55,7 +63,12 @@ class DevServer:
     async def respond(self, request: Request) -> HttpResponse:
         """The answer to one request: API paths go to `InstanceApi`, the rest to the Worker."""
         split = urlsplit(request.url)
-        if split.path == API_PREFIX or split.path.startswith(API_PREFIX + "/"):
+        api = split.path == API_PREFIX or split.path.startswith(API_PREFIX + "/")
+        refused = refusal(request, self.ip, self.port, api=api)
+        if refused is not None:
+            return (json_response(403, ApiResponse.failure(403, refused).body) if api
+                    else text_response(403, refused))
+        if api:
             rel = split.path[len(API_PREFIX):] + (f"?{split.query}" if split.query else "")
             return await self._api_response(request.method.value, rel, await request.bytes())
         return await self._worker_response(request)
@@ -63,11 +76,11 @@ class DevServer:
     async def _api_response(self, method: str, target: str, raw: bytes) -> HttpResponse:
         try:
             payload = json.loads(raw) if raw.strip() else None
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
             answer = ApiResponse.failure(400, f"the request body is not JSON: {exc}")
         else:
             answer = await self.api.handle(method, target, payload)
-        return json_response(answer.status, answer.body)
+        return json_response(answer.status, answer.body, answer.headers)
 
     async def _worker_response(self, request: Request) -> HttpResponse:
         if self.fetch is None:
@@ -84,9 +97,10 @@ class DevServer:
         return HttpResponse(response.status, list(response.headers.items()), response.raw_body())
 
 
-def json_response(status: int, obj: Any) -> HttpResponse:
-    """``obj`` as an ``application/json`` answer."""
-    return HttpResponse(status, [("content-type", "application/json")],
+def json_response(status: int, obj: Any,
+                  headers: tuple[tuple[str, str], ...] = ()) -> HttpResponse:
+    """``obj`` as an ``application/json`` answer, with any extra ``headers``."""
+    return HttpResponse(status, [("content-type", "application/json"), *headers],
                         json.dumps(obj, default=shown).encode())
 
 
@@ -110,6 +124,9 @@ async def _serve_project(project: Project, state_dir: Path, ip: str, port: int,
     async with open_runtime(project, state_dir, clock="real", drain_timeout=10.0,
                             lock=lock) as rt:
         server = DevServer(rt, ip, port)
+        warning = exposure_warning(ip)
+        if warning is not None:
+            print(f"▲ [WARNING] {warning}", file=sys.stderr, flush=True)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, server.stop)
@@ -121,12 +138,25 @@ async def _serve_project(project: Project, state_dir: Path, ip: str, port: int,
         try:
             await server.serve(ready)
         except OSError as exc:
-            raise ProjectConfigError(
-                f"cannot listen on {ip}:{port}: {exc.strerror}; pick another --port"
-            ) from exc
+            raise ProjectConfigError(listen_error(exc, ip, port)) from exc
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
         print("[workflows-emulator] Shutting down; instances are kept in " + str(state_dir),
               flush=True)
     return 0
+
+
+def listen_error(exc: OSError, ip: str, port: int) -> str:
+    """What to tell the user when ``ip:port`` cannot be bound, by the real cause."""
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen on {ip}: no such address ({exc.strerror}); pass --ip 127.0.0.1"
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {ip} is already in use: pick another --port"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (f"permission denied listening on {ip}:{port} (ports below 1024 usually need "
+                "root): pick a --port above 1023")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (f"cannot assign requested address {ip}: it is not an address of this machine; "
+                "use --ip 127.0.0.1 (or an address this machine has)")
+    return f"cannot listen on {ip}:{port}: {exc.strerror or exc}"
