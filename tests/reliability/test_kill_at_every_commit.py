@@ -32,7 +32,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -133,21 +133,32 @@ class Case:
     def instance_file(self, state: Path | None = None) -> Path:
         return (state or self.state) / "instances" / saga.WORKFLOW / f"{saga.INSTANCE_ID}.sqlite"
 
-    def committed(self) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        """The instance file's committed content now, read from a copy of the state (reading
-        the original could checkpoint its WAL, which the next process must find as is)."""
-        copy = self.dir / "killed-state"
+    def committed(self, generation: int = 0) -> tuple[dict[str, Any], list[tuple[str, str]], dict[str, str]]:
+        """What a killed process left: the instance file's content, its log's ``(event,
+        step)`` pairs, and the instance's status in the file and in the index. Read from a
+        copy (reading the original could checkpoint its WAL, which the next process must
+        find as the killed one left it)."""
+        copy = self.dir / f"killed-state-{generation}"
         shutil.copytree(self.state, copy)
+        statuses = {"file": "none", "index": "none"}
+        index = sqlite3.connect(copy / "index.sqlite")
+        try:
+            row = index.execute("SELECT status FROM instances WHERE id = ?", (saga.INSTANCE_ID,)).fetchone()
+            statuses["index"] = row[0] if row else "none"
+        finally:
+            index.close()
         path = self.instance_file(copy)
         if not path.exists():
-            return {"max_id": 0, "events": [], "digest": None}, []
+            return {"max_id": 0, "events": [], "digest": None}, [], statuses
         conn = sqlite3.connect(path)
         try:
             snap = saga.snapshot(conn)
             rows = conn.execute("SELECT event, step FROM log ORDER BY id").fetchall()
+            meta = conn.execute("SELECT value FROM _kv WHERE key = 'meta'").fetchone()
         finally:
             conn.close()
-        return snap, [(event, step) for event, step in rows]
+        statuses["file"] = json.loads(meta[0])["status"] if meta else "none"
+        return snap, [(event, step) for event, step in rows], statuses
 
 
 def read_report(job: dict[str, Any]) -> dict[str, Any]:
@@ -269,125 +280,162 @@ def test_the_boundaries_are_every_commit_of_a_real_run(
 # What each check of a kill point is about (a test below asserts each over every kill point).
 KILLED, LOST, RERUN, ROLLED_BACK, ONE_PHASE, RESUMED = (
     "killed at the boundary", "lost", "re-run", "rolled back", "one rollback phase", "resumed")
+# States a kill left, as observed in the killed state's files (two emulator bugs show there).
+COMPLETE_NOT_FINAL = "ROLLBACK_COMPLETE committed, WORKFLOW_FAILURE not"
+INDEX_AHEAD = "index.sqlite says terminal, the instance file does not"
+TERMINAL = {"complete", "errored", "terminated"}
 
 
-def _kill_and_recover(case: Case, when: str, k: int, bounds: Boundaries,
-                      server: ForkServer) -> list[tuple[str, str]]:
-    """Kill at commit ``k`` (``when``: after/before), recover, and list what went wrong."""
-    problems: list[tuple[str, str]] = []
-    killed = server.run(case.job("create", kill=(when, k)))
-    if killed != {"signal": signal.SIGKILL, "exit": None}:
-        return [(KILLED, f"the first process was not killed at the boundary: {killed}")]
-    snap, log = case.committed()
-    if snap["digest"] != bounds.digest_after(k if when == "after" else k - 1):
-        problems.append((KILLED, f"the state left is not the one committed there: {snap['events']}"))
-    finished = {"step": {s for e, s in log if e in ("STEP_SUCCESS", "STEP_FAILURE")},
-                "rollback": {s for e, s in log if e in ("ROLLBACK_STEP_SUCCESS", "ROLLBACK_STEP_FAILURE")}}
-    pids_before = {e["pid"] for e in case.effects()}
+class KillPoint:
+    """Kills at ``kills[0]`` of a first run, then at ``kills[1:]`` of each recovery's own
+    commits, then recovers for good; collects what went wrong."""
 
-    job = case.job("recover")
-    ended = server.run(job)
-    if ended != {"signal": None, "exit": 0}:
-        return [*problems, (ROLLED_BACK, f"recovery failed: {ended}\n{Path(job['log']).read_text()}")]
-    report = read_report(job)
+    def __init__(self, kills: list[tuple[str, int]]) -> None:
+        self.kills = kills
+        self.name = "+".join(f"{when}-{k:03d}" for when, k in kills)
+        self.problems: list[tuple[str, str]] = []
+        self.states: set[str] = set()
+        self.killed = 0
+        """How many of ``kills`` happened (a recovery may have had fewer commits to make)."""
 
-    # Lost: create() had returned (or steps had run), yet the instance is not there. If the
-    # kill came before create() returned, the client retries it with the same id.
-    if not report["found"] and (report["acknowledged"] or ("STEP_START", f"{NAMES[0]}-1") in log):
-        return [*problems, (LOST, "the instance is gone")]
-    events = report["events"]
-    names = [e["event"] for e in events]
-    complete = [e for e in events if e["event"] == "ROLLBACK_COMPLETE"]
-    if report["status"] != FINAL_STATUS:
-        problems.append((ROLLED_BACK, f"final status {report['status']}"))
-    if not complete or complete[-1]["data"] != {"totalSteps": STEPS, "completedSteps": STEPS} or (
-            "ROLLBACK_FAILED" in names):
-        problems.append((ROLLED_BACK, f"the log does not record a complete rollback: {names[-4:]}"))
-    if (names.count("ROLLBACK_START"), len(complete), names.count("WORKFLOW_FAILURE")) != (1, 1, 1) or (
-            names[-1] != "WORKFLOW_FAILURE"):
-        problems.append((ONE_PHASE, f"the log ends {names[-4:]}"))
-    if report["found"]:
-        after_settle = report["status_after_settle"]["status"]
-        listed = report["listed_after_settle"][0]["status"]
-        if after_settle != "errored":
-            problems.append((RESUMED, f"{after_settle} after registering the workflow and settle(); "
-                                      f"list() said {listed}"))
-    if [(i["id"], i["status"]) for i in report["listed"]] != [(saga.INSTANCE_ID, "errored")]:
-        problems.append((RESUMED, f"list() shows {report['listed']} once it ended"))
+    def run(self, case: Case, bounds: Boundaries, server: ForkServer) -> KillPoint:
+        # (pids that had run, steps and handlers finished) at each kill
+        finished_at: list[tuple[set[int], dict[str, set[str]]]] = []
+        for generation, (when, k) in enumerate(self.kills):
+            job = case.job("create" if generation == 0 else "recover", kill=(when, k))
+            ended = server.run(job)
+            if generation and ended == {"signal": None, "exit": 0} and (
+                    read_report(job)["commits"]["after"] < k):
+                break  # the recovery had fewer commits to make: nothing to kill it at
+            if ended != {"signal": signal.SIGKILL, "exit": None}:
+                self.problems.append((KILLED, f"generation {generation} was not killed: {ended}"))
+                return self
+            self.killed += 1
+            snap, log, statuses = case.committed(generation)
+            if generation == 0 and snap["digest"] != bounds.digest_after(k if when == "after" else k - 1):
+                self.problems.append((KILLED, f"the state left is not the one committed there: "
+                                              f"{snap['events']}"))
+            events = {e for e, _ in log}
+            if "ROLLBACK_COMPLETE" in events and "WORKFLOW_FAILURE" not in events:
+                self.states.add(COMPLETE_NOT_FINAL)
+            if statuses["index"] in TERMINAL and statuses["file"] not in TERMINAL:
+                self.states.add(INDEX_AHEAD)
+            finished_at.append(({e["pid"] for e in case.effects()}, {
+                "step": {s for e, s in log if e in ("STEP_SUCCESS", "STEP_FAILURE")},
+                "rollback": {s for e, s in log if e in ("ROLLBACK_STEP_SUCCESS", "ROLLBACK_STEP_FAILURE")}}))
 
-    effects = [e for e in case.effects() if e["kind"] in ("step", "rollback")]
-    runs = collections.Counter((e["kind"], e["name"]) for e in effects)
-    runs_after = collections.Counter((e["kind"], e["name"]) for e in effects if e["pid"] not in pids_before)
-    for name in NAMES:
-        for kind in ("step", "rollback"):
-            key = (kind, name)
-            if f"{name}-1" in finished[kind] and (runs[key] != 1 or runs_after[key]):
-                problems.append((RERUN, f"{kind} {name} had finished before the kill and ran "
-                                        f"{runs[key]} times ({runs_after[key]} after it)"))
-            elif runs[key] == 0:
-                problems.append((ROLLED_BACK if kind == "rollback" else RERUN, f"{kind} {name} never ran"))
-            elif runs[key] > 2 or runs_after[key] > 1:
-                problems.append((RERUN, f"{kind} {name} ran {runs[key]} times ({runs_after[key]} after)"))
-    # Every handler ran, newest-started first (a retried one twice in a row), with what it
-    # should see: the output as stored (None for the failed step) and the instance's error.
-    order = [e["name"] for e in effects if e["kind"] == "rollback"]
-    if [n for i, n in enumerate(order) if i == 0 or order[i - 1] != n] != NAMES[::-1]:
-        problems.append((ROLLED_BACK, f"handlers ran in the order {order}"))
-    for e in effects:
-        if e["kind"] == "rollback" and (
-                e["output"] != (None if e["name"] == FAILING else f"out-{e['name']}")
-                or e["error"] != ["NonRetryableError", f"{FAILING} failed"]
-                or e["step_name"] != f"{e['name']}-1"):
-            problems.append((ROLLED_BACK, f"handler {e['name']} saw {e}"))
-    return problems
+        job = case.job("recover")
+        ended = server.run(job)
+        if ended != {"signal": None, "exit": 0}:
+            self.problems.append((ROLLED_BACK, f"recovery failed: {ended}\n{Path(job['log']).read_text()}"))
+            return self
+        report = read_report(job)
+        # Lost: create() had returned (or steps had run), yet the instance is not there. If
+        # the kill came before create() returned, the client retries it with the same id.
+        if not report["found"] and (report["acknowledged"] or any(
+                f"{NAMES[0]}-1" in done["step"] for _, done in finished_at)):
+            self.problems.append((LOST, "the instance is gone"))
+            return self
+        self._check_log(report)
+        self._check_effects(case.effects(), finished_at)
+        return self
+
+    def _check_log(self, report: dict[str, Any]) -> None:
+        events = report["events"]
+        names = [e["event"] for e in events]
+        complete = [e for e in events if e["event"] == "ROLLBACK_COMPLETE"]
+        if report["status"] != FINAL_STATUS:
+            self.problems.append((ROLLED_BACK, f"final status {report['status']}"))
+        if not complete or complete[-1]["data"] != {"totalSteps": STEPS, "completedSteps": STEPS} or (
+                "ROLLBACK_FAILED" in names):
+            self.problems.append((ROLLED_BACK, f"the log records no complete rollback: {names[-4:]}"))
+        if (names.count("ROLLBACK_START"), len(complete), names.count("WORKFLOW_FAILURE")) != (1, 1, 1) or (
+                names[-1] != "WORKFLOW_FAILURE"):
+            self.problems.append((ONE_PHASE, f"the log ends {names[-4:]}"))
+        if report["found"] and report["status_after_settle"]["status"] != "errored":
+            self.problems.append((RESUMED, f"{report['status_after_settle']['status']} after registering "
+                                           f"the workflow and settle(); list() said "
+                                           f"{report['listed_after_settle'][0]['status']}"))
+        if [(i["id"], i["status"]) for i in report["listed"]] != [(saga.INSTANCE_ID, "errored")]:
+            self.problems.append((RESUMED, f"list() shows {report['listed']} once it ended"))
+
+    def _check_effects(self, effects: list[dict[str, Any]],
+                       finished_at: list[tuple[set[int], dict[str, set[str]]]]) -> None:
+        effects = [e for e in effects if e["kind"] in ("step", "rollback")]
+        runs = collections.Counter((e["kind"], e["name"]) for e in effects)
+        for name in NAMES:
+            for kind in ("step", "rollback"):
+                key = (kind, name)
+                if runs[key] == 0:
+                    self.problems.append((ROLLED_BACK if kind == "rollback" else RERUN,
+                                          f"{kind} {name} never ran"))
+                elif runs[key] > 2:  # once, and once more if a kill cut it off
+                    self.problems.append((RERUN, f"{kind} {name} ran {runs[key]} times"))
+                for pids, finished in finished_at:
+                    later = sum(1 for e in effects if (e["kind"], e["name"]) == key and e["pid"] not in pids)
+                    if f"{name}-1" in finished[kind] and later:
+                        self.problems.append((RERUN, f"{kind} {name} had finished before a kill "
+                                                     f"and ran {later} more times"))
+        # Every handler ran, newest-started first (a cut-off one twice in a row), with what
+        # it should see: its step's stored output (None for the failed one), the error.
+        order = [e["name"] for e in effects if e["kind"] == "rollback"]
+        if [n for i, n in enumerate(order) if i == 0 or order[i - 1] != n] != NAMES[::-1]:
+            self.problems.append((ROLLED_BACK, f"handlers ran in the order {order}"))
+        for e in effects:
+            if e["kind"] == "rollback" and (
+                    e["output"] != (None if e["name"] == FAILING else f"out-{e['name']}")
+                    or e["error"] != ["NonRetryableError", f"{FAILING} failed"]
+                    or e["step_name"] != f"{e['name']}-1"):
+                self.problems.append((ROLLED_BACK, f"handler {e['name']} saw {e}"))
 
 
 class Sweep:
-    """Every kill point's problems, by kill point (``after-007``, ``before-086``...)."""
+    """Every kill point, run: after and before each commit, and after each commit followed
+    by a kill of the recovering process at its own first commit."""
 
     def __init__(self, bounds: Boundaries) -> None:
         self.bounds = bounds
-        self.points = [(when, k) for when in ("after", "before") for k in range(1, bounds.n + 1)]
-        self.problems: dict[str, list[tuple[str, str]]] = {}
+        n = bounds.n
+        self.points = ([KillPoint([("after", k)]) for k in range(1, n + 1)]
+                       + [KillPoint([("before", k)]) for k in range(1, n + 1)]
+                       + [KillPoint([("after", k), ("after", 1)]) for k in range(1, n + 1)])
         self.elapsed = 0.0
 
-    def failing(self, invariant: str, only: Collection[str] | None = None,
-                but: Collection[str] = ()) -> dict[str, list[str]]:
-        """The messages about ``invariant``, by kill point (``only`` some, ``but`` some)."""
+    def failing(self, invariant: str, only: str | None = None,
+                but: str | None = None) -> dict[str, list[str]]:
+        """The messages about ``invariant``, by kill point (``only`` those that left a
+        state, ``but`` those)."""
         out: dict[str, list[str]] = {}
-        for point, problems in self.problems.items():
-            if point in but or (only is not None and point not in only):
+        for kp in self.points:
+            if (only is not None and only not in kp.states) or (but is not None and but in kp.states):
                 continue
-            found = [message for kind, message in problems if kind == invariant]
+            found = [message for kind, message in kp.problems if kind == invariant]
             if found:
-                out[point] = found
+                out[kp.name] = found
         return out
 
-
-def point(when: str, k: int) -> str:
-    return f"{when}-{k:03d}"
+    def left(self, state: str) -> list[str]:
+        return [kp.name for kp in self.points if state in kp.states]
 
 
 @pytest.fixture(scope="module")
 def sweep(reference: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Sweep:
-    """Kill at every boundary, after and before its commit; two fork servers share the work."""
+    """Run every kill point; two fork servers share the work."""
     result = Sweep(reference["boundaries"])
     root = tmp_path_factory.mktemp("kills")
 
-    def work(points: list[tuple[str, int]]) -> dict[str, list[tuple[str, str]]]:
+    def work(points: list[KillPoint]) -> None:
         server = ForkServer()
         try:
-            return {point(when, k): _kill_and_recover(Case(root, point(when, k)), when, k,
-                                                      result.bounds, server)
-                    for when, k in points}
+            for kp in points:
+                kp.run(Case(root, kp.name), result.bounds, server)
         finally:
             server.close()
 
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        shares = [pool.submit(work, result.points[i::2]) for i in range(2)]
-        for share in shares:
-            result.problems.update(share.result())
+        for share in [pool.submit(work, result.points[i::2]) for i in range(2)]:
+            share.result()
     result.elapsed = time.monotonic() - started
     return result
 
@@ -399,11 +447,18 @@ def _shown(failures: dict[str, list[str]]) -> str:
 def test_every_kill_lands_on_its_boundary(sweep: Sweep) -> None:
     """Each first process died by SIGKILL, leaving exactly what was committed at its boundary:
     after commit k, the content traced right after it; before commit k, the content of k-1
-    (the k-th transaction is lost cleanly)."""
-    assert len(sweep.problems) == len(sweep.points) == 2 * sweep.bounds.n
+    (the k-th transaction is lost cleanly). Each recovering process killed at its first
+    commit died too (unless it had nothing left to commit)."""
+    n = sweep.bounds.n
+    assert len(sweep.points) == 3 * n
     failures = sweep.failing(KILLED)
     assert not failures, _shown(failures)
-    print(f"{len(sweep.points)} kills at {sweep.bounds.n} commit boundaries in {sweep.elapsed:.1f} s")
+    twice = [kp.name for kp in sweep.points if kp.killed == 2]
+    # every recovery but the one of the finished instance has a commit to be killed at
+    assert len(twice) >= n - 2, twice
+    print(f"{len(sweep.points)} kill points at {n} commit boundaries in {sweep.elapsed:.1f} s "
+          f"({len(twice)} recoveries killed too); left {COMPLETE_NOT_FINAL}: "
+          f"{sweep.left(COMPLETE_NOT_FINAL)}; left {INDEX_AHEAD}: {sweep.left(INDEX_AHEAD)}")
 
 
 def test_no_instance_is_lost(sweep: Sweep) -> None:
@@ -412,8 +467,8 @@ def test_no_instance_is_lost(sweep: Sweep) -> None:
 
 
 def test_no_finished_step_or_handler_runs_again(sweep: Sweep) -> None:
-    """A step or handler whose outcome was committed before the kill never runs again; one
-    cut off runs at most once more (at-least-once), and every step ran."""
+    """A step or handler whose outcome was committed before a kill never runs again; one
+    cut off runs once more (at-least-once), and every step ran."""
     failures = sweep.failing(RERUN)
     assert not failures, _shown(failures)
 
@@ -425,53 +480,43 @@ def test_every_rollback_completes(sweep: Sweep) -> None:
     assert not failures, _shown(failures)
 
 
-def _rollback_complete_not_final(bounds: Boundaries) -> set[str]:
-    """Kill points that leave ROLLBACK_COMPLETE committed and WORKFLOW_FAILURE not."""
-    done = bounds.first_boundary("ROLLBACK_COMPLETE", None)
-    final = bounds.first_boundary("WORKFLOW_FAILURE", None)
-    return ({point("after", k) for k in range(done, final)}
-            | {point("before", k) for k in range(done + 1, final + 1)})
-
-
-def _final_commit_cut_off(bounds: Boundaries) -> set[str]:
-    """The kill just before the commit that makes the instance errored."""
-    return {point("before", bounds.first_boundary("WORKFLOW_FAILURE", None))}
-
-
 def test_the_log_holds_one_rollback_phase(sweep: Sweep) -> None:
     """One ROLLBACK_START, one ROLLBACK_COMPLETE, one WORKFLOW_FAILURE, last (as
     tests/emulator/test_crash_recovery.py expects after a crash mid-rollback)."""
-    failures = sweep.failing(ONE_PHASE, but=_rollback_complete_not_final(sweep.bounds))
+    # The kill points of the bug marked below: a handful, at the end of the rollback phase.
+    assert 2 <= len(sweep.left(COMPLETE_NOT_FINAL)) <= 6, sweep.left(COMPLETE_NOT_FINAL)
+    failures = sweep.failing(ONE_PHASE, but=COMPLETE_NOT_FINAL)
     assert not failures, _shown(failures)
 
 
 @pytest.mark.xfail(strict=True, reason=(
     "emulator bug: killed once ROLLBACK_COMPLETE is committed but before WORKFLOW_FAILURE is, "
-    "the recovered instance logs ROLLBACK_COMPLETE a second time (RollbackRunner.run appends "
-    "it again when every handler is already done)"))
+    "the recovered instance logs ROLLBACK_COMPLETE again (RollbackRunner.run appends it "
+    "although every handler is done and the phase was already recorded as complete)"))
 def test_the_log_holds_one_rollback_phase_when_killed_between_its_last_two_commits(
     sweep: Sweep,
 ) -> None:
-    only = _rollback_complete_not_final(sweep.bounds)
-    assert len(only) == 2
-    failures = sweep.failing(ONE_PHASE, only=only)
+    assert sweep.left(COMPLETE_NOT_FINAL)
+    failures = sweep.failing(ONE_PHASE, only=COMPLETE_NOT_FINAL)
     assert not failures, _shown(failures)
 
 
 def test_registering_the_workflow_resumes_the_instance(sweep: Sweep) -> None:
     """``emu.workflow(...)`` alone (then ``settle()``, no ``wait()``) drives the recovered
     instance to its end, as its docstring says, and ``list()`` agrees with it."""
-    failures = sweep.failing(RESUMED, but=_final_commit_cut_off(sweep.bounds))
+    assert 1 <= len(sweep.left(INDEX_AHEAD)) <= 2, sweep.left(INDEX_AHEAD)
+    failures = sweep.failing(RESUMED, but=INDEX_AHEAD)
     assert not failures, _shown(failures)
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "emulator bug: the index (index.sqlite) is written before the instance's own transaction "
-    "commits; killed just before the final commit, the index says errored while the instance "
-    "file says running, so resume_unfinished() skips it: it stays running until someone "
+    "emulator bug: index.sqlite is written before the instance's own transaction commits; "
+    "killed just before the final commit, the index says errored while the instance file "
+    "says running, so resume_unfinished() skips it: it stays running until something "
     "calls wait() on it"))
 def test_registering_the_workflow_resumes_the_instance_killed_before_its_final_commit(
     sweep: Sweep,
 ) -> None:
-    failures = sweep.failing(RESUMED, only=_final_commit_cut_off(sweep.bounds))
+    assert sweep.left(INDEX_AHEAD)
+    failures = sweep.failing(RESUMED, only=INDEX_AHEAD)
     assert not failures, _shown(failures)
