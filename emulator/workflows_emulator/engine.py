@@ -546,7 +546,9 @@ class InstanceEngine:
             setattr(self.meta, name, value)
         self.store.write_meta(self.meta)
         if self.meta.status != old_status:
-            self.host.status_changed(self)
+            # The index mirrors committed statuses only: a crash before the commit must not
+            # leave it ahead of the instance's own file.
+            self.store.when_committed(functools.partial(self.host.status_changed, self))
 
     # == reading ==================================================================================
 

@@ -7,6 +7,7 @@ store, indexed in the `InstanceIndex`, hosted by the `Scheduler`.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,9 @@ BatchDeleteResult = dict[str, list[dict[str, Any]]]
 NOT_FOUND = {"code": 10400, "message": "workflows.api.error.instance.not_found"}
 
 RunFactory = Callable[[], Callable[[dict[str, Any], Any], Awaitable[Any]]]
+FINISHED_KEPT = 64
+"""How many finished instances keep their engine in memory (the rest are read again from
+their file when asked for): memory stays flat however many instances finish."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class InstanceCatalog:
         self._index = index
         self._workflows: dict[str, Registration] = {}
         self._engines: dict[tuple[str, str], InstanceEngine] = {}
+        self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
+        scheduler.on_finished = self._finished_engine
 
     def register(self, name: str, make_run: RunFactory, step_limit: int) -> None:
         """Register (or replace) workflow ``name``."""
@@ -105,6 +111,18 @@ class InstanceCatalog:
                 raise
             self._engines[key] = engine
         return engine
+
+    def _finished_engine(self, engine: InstanceEngine) -> None:
+        """Keep the last `FINISHED_KEPT` finished engines; let older ones go."""
+        finished = self._finished
+        finished[(engine.workflow, engine.id)] = None
+        finished.move_to_end((engine.workflow, engine.id))
+        while len(finished) > FINISHED_KEPT:
+            key, _ = finished.popitem(last=False)
+            old = self._engines.get(key)
+            if old is not None and old.terminal and not old.running and not old.busy:
+                del self._engines[key]
+                old.store.close()
 
     def create(self, workflow: str, instance_id: str, params: Any) -> InstanceEngine:
         """Persist and index a new instance, and start it."""

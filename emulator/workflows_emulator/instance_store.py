@@ -81,6 +81,10 @@ class _StoreTransaction:
             if self._outer:
                 store._in_tx = False
                 store._pending = []
+                committed, store._committed = store._committed, []
+                if not failed:
+                    for callback in committed:
+                        callback()
                 if failed:
                     try:
                         store.load()  # what was folded in memory did not happen
@@ -99,6 +103,7 @@ class InstanceStore:
         self._storage = storage
         self._on_append: AppendListener = _ignore
         self._on_fault: FaultListener = _ignore
+        self._committed: list[Callable[[], None]] = []
         self.fault: StorageError | None = None
         """The storage fault that stopped this store's writes, until `clear_fault`."""
         self._pending: list[tuple[Any, ...]] = []
@@ -156,6 +161,19 @@ class InstanceStore:
         except StorageError:
             self.fault = fault
             raise
+
+    def when_committed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the open transaction commits (never if it rolls back)."""
+        assert self._in_tx, "when_committed() is for writes inside a transaction"
+        self._committed.append(callback)
+
+    def rollback_closed(self) -> bool:
+        """Whether the end of the current rollback phase (its outcome) is logged already."""
+        last = self._storage.sql.exec(
+            "SELECT event FROM log WHERE event IN (?, ?, ?) ORDER BY id DESC LIMIT 1",
+            LogEvent.ROLLBACK_START.value, LogEvent.ROLLBACK_COMPLETE.value,
+            LogEvent.ROLLBACK_FAILED.value).raw()
+        return bool(last) and last[0][0] != LogEvent.ROLLBACK_START.value
 
     def release(self) -> None:
         """Give back the file descriptor until the next use (an idle or finished instance)."""

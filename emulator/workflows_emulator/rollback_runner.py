@@ -85,11 +85,12 @@ class RollbackRunner:
                 completed += 1
         finally:
             self.active = False
-        with self._store.transaction():
-            self._store.append(
-                LogEvent.ROLLBACK_FAILED if failure else LogEvent.ROLLBACK_COMPLETE,
-                self._clock.now_ms(),
-                data={"totalSteps": len(eligible), "completedSteps": completed})
+        if not self._store.rollback_closed():  # logged before a crash cut the finish off
+            with self._store.transaction():
+                self._store.append(
+                    LogEvent.ROLLBACK_FAILED if failure else LogEvent.ROLLBACK_COMPLETE,
+                    self._clock.now_ms(),
+                    data={"totalSteps": len(eligible), "completedSteps": completed})
         return RollbackOutcome(failure)
 
     async def _run_handler(self, fwd: StepRow, error: Exception) -> ErrorRecord | None:

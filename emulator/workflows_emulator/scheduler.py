@@ -49,6 +49,8 @@ class Scheduler:
         self._slot_waiters: list[_SlotWaiter] = []
         self._slot_seq = 0
         self._subscribers: dict[tuple[str, str], list[asyncio.Queue[dict[str, Any]]]] = {}
+        self.on_finished: Callable[[InstanceEngine], None] = lambda engine: None
+        """Told when an instance reaches a terminal status (its owner may let it go)."""
 
     @property
     def clock(self) -> Clock:
@@ -107,6 +109,8 @@ class Scheduler:
 
     def status_changed(self, engine: InstanceEngine) -> None:
         self._index.set_status(engine.workflow, engine.id, engine.status, self._clock.now_ms())
+        if engine.terminal:
+            self.on_finished(engine)
         self.activity()
 
     def logged(self, engine: InstanceEngine, event_id: int, event: str, step: str | None,
@@ -134,6 +138,8 @@ class Scheduler:
         queues = self._subscribers.get((workflow, instance_id), [])
         if queue in queues:
             queues.remove(queue)
+        if not queues:
+            self._subscribers.pop((workflow, instance_id), None)
 
     # -- driving time -----------------------------------------------------------------------------
 
