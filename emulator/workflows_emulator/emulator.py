@@ -415,6 +415,11 @@ class Instance:
         """The event log (``STEP_START``, ``ATTEMPT_*``, ``ROLLBACK_*``, ...), oldest first."""
         return self._engine.store.entries()
 
+    def instance_events(self) -> list[dict[str, Any]]:
+        """The instance's own log entries (queued, start, end, rollback phase, events
+        received), without its steps' entries."""
+        return self._engine.store.entries(instance_level=True)
+
     def steps(self) -> list[StepRow]:
         """Every persisted step, forward and rollback, in start order."""
         return self._engine.step_rows()

@@ -73,6 +73,7 @@ class InstanceEngine:
         self._sleepers: set[asyncio.Future[Any]] = set()
         self._driver: asyncio.Task[None] | None = None
         self._stop_reason: str | None = None
+        self._fresh = False
         self.fault: StorageError | None = None
         """A storage fault that stopped this instance where it was, until it runs again."""
         self._fault_halt: asyncio.Task[None] | None = None
@@ -112,7 +113,8 @@ class InstanceEngine:
         with self.store.transaction():
             self.store.write_meta(self.meta)
             self.store.append(LogEvent.WORKFLOW_QUEUED, now)
-        self._load()
+        self.steps.reloaded()  # the rows were folded as they were appended
+        self._fresh = True
 
     def start(self) -> None:
         """Drive this instance (again, after a stop or a restart of the process)."""
@@ -272,7 +274,9 @@ class InstanceEngine:
         try:
             if not self.meta.terminating:  # a terminate rollback needs no slot
                 await self.host.acquire_slot(self)
-            self._load()
+            if not self._fresh:  # created here and never driven: the rows are current
+                self._load()
+            self._fresh = False
             self.attempts.recover_cut_off()
             if self.meta.phase == Phase.ROLLBACK:
                 await self._finish_rollback()

@@ -108,8 +108,11 @@ class InstanceStore:
         """The storage fault that stopped this store's writes, until `clear_fault`."""
         self._pending: list[tuple[Any, ...]] = []
         self._in_tx = False
-        last = storage.sql.exec("SELECT max(id) AS m FROM log").one()["m"]
-        self._next_id = (last or 0) + 1
+        if storage.is_new:
+            self._next_id = 1  # the template's log is empty
+        else:
+            last = storage.sql.exec("SELECT max(id) AS m FROM log").one()["m"]
+            self._next_id = (last or 0) + 1
         self.rows: dict[str, StepRow] = {}
         """Every step, folded from the log."""
 
@@ -201,6 +204,8 @@ class InstanceStore:
 
     def read_meta(self) -> InstanceMeta | None:
         """The instance's metadata, or ``None`` if it was never written."""
+        if self._storage.is_new and self._next_id == 1:
+            return None
         data = self._storage.get("meta")
         return None if data is None else InstanceMeta.from_json(data)
 
@@ -263,7 +268,10 @@ class InstanceStore:
         return touched
 
     def load(self) -> dict[str, StepRow]:
-        """Rebuild every row from the persisted log."""
+        """Rebuild every row from the persisted log (nothing to read in a new, unwritten file)."""
+        if self._storage.is_new and self._next_id == 1:
+            self.rows = {}
+            return self.rows
         rows: dict[str, StepRow] = {}
         cur = self._storage.sql.exec("SELECT ts, event, key, attempt, data FROM log ORDER BY id")
         for ts, event, key, attempt, data in cur.raw():
@@ -288,11 +296,15 @@ class InstanceStore:
                 LogEvent.WORKFLOW_QUEUED.value, LogEvent.WORKFLOW_START.value)
         self._storage.sql.exec("DELETE FROM inbox")  # buffered events go, as on Cloudflare
 
-    def entries(self, after: int = 0) -> list[dict[str, Any]]:
-        """The log as dicts, oldest first (internal bookkeeping fields left out)."""
+    def entries(self, after: int = 0, *, instance_level: bool = False) -> list[dict[str, Any]]:
+        """The log as dicts, oldest first (internal bookkeeping fields left out).
+
+        ``instance_level``: only the instance's own entries (queued, start, end, rollback
+        phase, events received), not its steps'.
+        """
         rows = self._storage.sql.exec(
-            "SELECT id, ts, event, key, step, attempt, data FROM log WHERE id > ? ORDER BY id",
-            after)
+            "SELECT id, ts, event, key, step, attempt, data FROM log WHERE id > ? "
+            + ("AND key IS NULL " if instance_level else "") + "ORDER BY id", after)
         steps = self.rows
         return [
             {"id": r["id"], "timestamp": r["ts"], "event": r["event"], "step": r["step"],

@@ -33,7 +33,7 @@ class InstanceSnapshot:
     async def status(self) -> dict[str, Any]:
         return self.meta.status_json()
 
-    def events(self) -> list[dict[str, Any]]:
+    def instance_events(self) -> list[dict[str, Any]]:
         return self._events
 
     def steps(self) -> list[StepRow]:
@@ -132,7 +132,7 @@ class StateReader:
                 except (KeyError, TypeError, ValueError) as exc:
                     raise DamagedStateError(path, f"its metadata cannot be read ({exc!r})") from exc
                 store.load()
-                events = store.entries()
+                events = store.entries(instance_level=True)
         finally:
             storage.close()
         return InstanceSnapshot(workflow, instance_id, meta, events,

@@ -70,6 +70,8 @@ def _untagged(obj: dict[str, Any]) -> Any:
 # on every call, which shows on the per-step path.
 _ENCODER = json.JSONEncoder(allow_nan=False, default=_tagged, ensure_ascii=False)
 _DECODER = json.JSONDecoder(object_hook=_untagged)
+_PLAIN_DECODER = json.JSONDecoder()
+"""For text without a tagged date (nearly all): no Python hook called for every object."""
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
@@ -102,7 +104,9 @@ def dumps(value: Any) -> str:
 
 def loads(text: str | bytes) -> Any:
     """A stored JSON value, datetimes restored."""
-    return _DECODER.decode(text if isinstance(text, str) else text.decode())
+    if not isinstance(text, str):
+        text = text.decode()
+    return (_DECODER if _DATE in text else _PLAIN_DECODER).decode(text)
 
 
 def shown(value: Any) -> Any:

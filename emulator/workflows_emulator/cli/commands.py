@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..devserver import run_dev
 from ..errors import EmulatorError
 from ..events import STATUSES
 from ..project import load_project
@@ -41,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "dev":
+            from ..devserver.server import run_dev  # aiohttp loads only for `dev`
+
             project = load_project(args.config)
             return asyncio.run(run_dev(project, Path(args.persist_to), args.ip, args.port))
         if args.command == "doctor":

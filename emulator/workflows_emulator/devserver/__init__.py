@@ -9,11 +9,29 @@ per state directory.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .api_views import API_PREFIX, ApiError, ApiRequest, ApiResponse, InstanceApi
 from .describe import describe_instance
-from .http_transport import MAX_BODY, HttpLimits, HttpResponse, HttpServer
-from .server import DevServer, run_dev
 from .worker_fetch import fetch_handler
+
+if TYPE_CHECKING:
+    from .http_transport import MAX_BODY, HttpLimits, HttpResponse, HttpServer
+    from .server import DevServer, run_dev
+
+# The HTTP server (aiohttp, about a third of a second to import) loads on first use, so the
+# CLI's other commands start without it.
+_LAZY = {"MAX_BODY": "http_transport", "HttpLimits": "http_transport",
+         "HttpResponse": "http_transport", "HttpServer": "http_transport",
+         "DevServer": "server", "run_dev": "server"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 __all__ = [
     "API_PREFIX",

@@ -20,14 +20,18 @@ class InstanceView(Protocol):
     workflow: str
     id: str
 
-    def events(self) -> list[dict[str, Any]]: ...
+    def instance_events(self) -> list[dict[str, Any]]: ...
 
     def steps(self) -> list[StepRow]: ...
 
 
 def describe_instance(inst: InstanceView, status: dict[str, Any]) -> dict[str, Any]:
-    """``status`` (from ``inst.status()``), the forward steps, the rollback phase and the events."""
-    events = inst.events()
+    """``status`` (from ``inst.status()``), the forward steps and the rollback phase.
+
+    Built from the steps' fold and the instance's own log entries only, so a 10,000-step
+    instance describes in a fraction of a second (its full log is `Instance.events()`).
+    """
+    events = inst.instance_events()
     steps: list[dict[str, Any]] = []
     rollback_steps: list[dict[str, Any]] = []
     for row in inst.steps():
@@ -43,7 +47,7 @@ def describe_instance(inst: InstanceView, status: dict[str, Any]) -> dict[str, A
     return {"workflow": inst.workflow, "id": inst.id, **status,
             "queued": times.get("WORKFLOW_QUEUED"), "start": times.get("WORKFLOW_START"),
             "end": end, "steps": steps,
-            "rollback_phase": _rollback_phase(events, status, rollback_steps), "events": events}
+            "rollback_phase": _rollback_phase(events, status, rollback_steps)}
 
 
 def _step_entry(row: StepRow) -> dict[str, Any]:
