@@ -11,8 +11,8 @@ The saga (`saga_class`)::
 
     s1, s2, s3     step.do with a rollback handler each; s2 of a "held" instance waits for
                    the test to release it (so ``running`` and ``waitingForPause`` occur)
-    go             wait_for_event("go", timeout 1 hour)
-    nap            sleep 2 hours
+    go             wait_for_event("go", timeout 3 hours)
+    nap            sleep 1 hour
     s4             step.do with a rollback handler; fails (NonRetryableError) if the event's
                    payload was "fail"
 
@@ -33,7 +33,9 @@ lifecycle tests and the reference (sections 3.3-3.5, 4.3):
 - A crash cuts off the attempt in flight: it counts as failed and the next attempt starts
   at once on reopen (with the retry limit of s2, the second cut-off fails the step for good).
   A pause asked for before the crash takes effect on reopen, before any new attempt (if
-  the cut-off attempt was s2's last, the step's failure shows once the instance resumes).
+  the cut-off attempt was s2's last, the step's failure shows once the instance resumes):
+  no test or reference text pins this case; the model follows what the emulator does, which
+  agrees with "``waitingForPause`` while current work finishes" (nothing runs after a crash).
 - ``restart()`` begins a new run; ``restart(from_step=...)`` keeps the steps started before
   it (their handlers take part in a later rollback) and is refused for a step not started.
 """
@@ -61,8 +63,8 @@ T = TypeVar("T")
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
-WAIT_TIMEOUT = 1 * HOUR
-NAP = 2 * HOUR
+WAIT_TIMEOUT = 3 * HOUR
+NAP = 1 * HOUR
 START_MS = 1_790_000_000_000.0
 S2_ATTEMPTS = 2
 """s2's retry limit is 1: a second attempt cut off by a crash fails the step for good."""
@@ -111,8 +113,8 @@ def saga_class(journal: Path, gates: dict[str, asyncio.Event]) -> type:
             await step.do("s2", forward("s2"), rollback=undo("s2"), config={
                 "retries": {"limit": S2_ATTEMPTS - 1, "delay": "1 minute"}, "timeout": "365 days"})
             await step.do("s3", forward("s3"), rollback=undo("s3"))
-            ev = await step.wait_for_event("go", "go", timeout="1 hour")
-            await step.sleep("nap", "2 hours")
+            ev = await step.wait_for_event("go", "go", timeout="3 hours")
+            await step.sleep("nap", "1 hour")
 
             async def final(ctx: Any) -> str:
                 note(journal, i=iid, k="fwd", s="s4", a=ctx["attempt"])
@@ -397,11 +399,20 @@ class LifecycleMachine(RuleBasedStateMachine):
         model.run_on(self.now, self.released(iid))
 
     @precondition(lambda self: self.models)
-    @rule(n=st.integers(0, MAX_INSTANCES - 1), kind=st.sampled_from(["go", "other"]),
-          payload=st.sampled_from(["ok", "fail"]))
-    def send_event(self, n: int, kind: str, payload: str) -> None:
-        model = self.pick(n)
+    @rule(n=st.integers(0, MAX_INSTANCES - 1), payload=st.sampled_from(["ok", "fail"]))
+    def send_go(self, n: int, payload: str) -> None:
+        # Mostly to a live instance, so that the sleep and s4 are reached often enough;
+        # send_other covers sending to finished ones.
+        live = sorted(i for i, m in self.models.items() if not m.terminal)
+        model = self.models[live[n % len(live)]] if live else self.pick(n)
+        self._send(model, "go", payload)
 
+    @precondition(lambda self: self.models)
+    @rule(n=st.integers(0, MAX_INSTANCES - 1))
+    def send_other(self, n: int) -> None:
+        self._send(self.pick(n), "other", "ok")  # no wait takes it
+
+    def _send(self, model: SagaModel, kind: str, payload: str) -> None:
         async def send() -> None:
             inst = await self._instance(model.iid)
             if model.terminal:
@@ -581,5 +592,6 @@ class LifecycleMachine(RuleBasedStateMachine):
 
 
 LifecycleMachine.TestCase.settings = settings(
-    max_examples=120, stateful_step_count=40, deadline=None, database=None)
-TestLifecycleModel = pytest.mark.slow(LifecycleMachine.TestCase)
+    max_examples=100, stateful_step_count=40, deadline=None, database=None)
+# About 20-25 s when it passes; shrinking a failure to its minimal example takes minutes.
+TestLifecycleModel = pytest.mark.timeout(900)(pytest.mark.slow(LifecycleMachine.TestCase))
