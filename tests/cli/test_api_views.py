@@ -176,7 +176,10 @@ async def test_describe_builder_on_an_instance(emu: Emulator) -> None:
     d = describe_instance(inst, status)
     assert {k: d[k] for k in ("workflow", "id", "status")} == {
         "workflow": "order", "id": "d-1", "status": "errored"}
-    assert d["events"] == inst.events()
+    assert d["events"] == inst.instance_events()
+    assert {e["event"] for e in d["events"]} == {
+        "WORKFLOW_QUEUED", "WORKFLOW_START", "ROLLBACK_START", "ROLLBACK_COMPLETE",
+        "WORKFLOW_FAILURE"}
     assert [s["step"] for s in d["rollback_phase"]["steps"]] == ["charge-1", "reserve-1"]
     plain = await emu.workflow(Order, name="plain").create(id="d-2", params={})
     assert describe_instance(plain, await plain.wait())["rollback_phase"] is None

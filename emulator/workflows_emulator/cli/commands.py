@@ -145,8 +145,10 @@ async def _list_instances(args: argparse.Namespace, call: Call) -> None:
 
 async def _describe_instance(args: argparse.Namespace, call: Call) -> None:
     r = await call("GET", _path(args.name, "instances", args.id), None)
-    _out(args, r, render_instance(r, step_output=args.step_output,
-                                  limit=args.truncate_output_limit))
+    if args.json:  # a large instance's text view is not built only to be thrown away
+        _out(args, r, "")
+    else:
+        print(render_instance(r, step_output=args.step_output, limit=args.truncate_output_limit))
 
 
 async def _delete_instances(args: argparse.Namespace, call: Call) -> None:

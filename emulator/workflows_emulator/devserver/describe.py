@@ -26,10 +26,11 @@ class InstanceView(Protocol):
 
 
 def describe_instance(inst: InstanceView, status: dict[str, Any]) -> dict[str, Any]:
-    """``status`` (from ``inst.status()``), the forward steps and the rollback phase.
+    """``status`` (from ``inst.status()``), the forward steps, the rollback phase, and the
+    instance's own log entries (queued, start, restarts, events received, rollback phase, end).
 
-    Built from the steps' fold and the instance's own log entries only, so a 10,000-step
-    instance describes in a fraction of a second (its full log is `Instance.events()`).
+    The steps' entries are left out (their fold is in ``steps``), so a 10,000-step instance
+    describes in a fraction of a second; the full log is `Instance.events()`.
     """
     events = inst.instance_events()
     steps: list[dict[str, Any]] = []
@@ -47,7 +48,7 @@ def describe_instance(inst: InstanceView, status: dict[str, Any]) -> dict[str, A
     return {"workflow": inst.workflow, "id": inst.id, **status,
             "queued": times.get("WORKFLOW_QUEUED"), "start": times.get("WORKFLOW_START"),
             "end": end, "steps": steps,
-            "rollback_phase": _rollback_phase(events, status, rollback_steps)}
+            "rollback_phase": _rollback_phase(events, status, rollback_steps), "events": events}
 
 
 def _step_entry(row: StepRow) -> dict[str, Any]:
