@@ -120,7 +120,7 @@ def plain(report: Report) -> str:
                 reasons.setdefault(f"{engine}: {cells[i][5:]}", []).append(cells[0].split(",")[0])
     if reasons:
         out.append("")
-        out += [f"n/a, {why} ({'; '.join(dict.fromkeys(labels))})" for why, labels in reasons.items()]
+        out += [f"n/a on {why} — {'; '.join(dict.fromkeys(labels))}" for why, labels in reasons.items()]
     if report.notes:
         out.append("")
         out += report.notes

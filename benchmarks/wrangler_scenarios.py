@@ -12,6 +12,8 @@ import json
 import os
 import signal
 import subprocess
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 NODE = REPO / "node_modules" / "node" / "bin" / "node"
 MINIFLARE = REPO / "node_modules" / "miniflare" / "package.json"
 DRIVER = Path(__file__).resolve().parent / "wrangler_worker" / "driver.mjs"
+PROGRESS = "bench: "  # driver lines passed on to stderr as they come
 RUNS_ON_WRANGLER = ("sequential", "rollback", "parallel", "one-by-one", "at-once")
 
 
@@ -44,9 +47,11 @@ def unavailable() -> str | None:
 
 def _driver_entry(scenario: Scenario) -> dict[str, Any]:
     if scenario.kind in ("one-by-one", "at-once"):
-        return {"key": scenario.key, "params": {"scenario": "one-step"}, "mode": scenario.kind,
+        return {"key": scenario.key, "label": scenario.label, "params": {"scenario": "one-step"},
+                "mode": scenario.kind,
                 "instances": scenario.n, "per": scenario.n}
-    return {"key": scenario.key, "params": {"scenario": scenario.kind, "n": scenario.n},
+    return {"key": scenario.key, "label": scenario.label,
+            "params": {"scenario": scenario.kind, "n": scenario.n},
             "per": scenario.n}
 
 
@@ -73,16 +78,24 @@ def measure(scenarios: list[Scenario], repeat: int, folder: Path, poll_ms: float
     proc = subprocess.Popen([str(NODE), str(DRIVER), str(plan_path), str(result_path)], cwd=folder,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
+    watchdog = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL))
+    watchdog.start()
+    output: list[str] = []
     try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith(PROGRESS):
+                print(line.rstrip(), file=sys.stderr, flush=True)
+            else:
+                output.append(line.rstrip())
+        proc.wait()
+    finally:
+        watchdog.cancel()
+    if proc.returncode == -signal.SIGKILL:
         run.reasons.update({s.key: f"the driver ran over {timeout:.0f} s" for s in todo})
         return run
     if proc.returncode != 0 or not result_path.exists():
-        lines = output.strip().splitlines()
-        cause = next((line for line in lines if "Error" in line), lines[-1] if lines else "no output")
+        cause = next((line for line in output if "Error" in line), output[-1] if output else "no output")
         run.reasons.update({s.key: f"driver failed: {cause.strip()[:200]}" for s in todo})
         return run
     result = json.loads(result_path.read_text())

@@ -2,7 +2,7 @@
 // repository's node_modules) and writes the timings as JSON.
 //
 // Usage: node driver.mjs PLAN.json RESULT.json
-//   PLAN: {persistDir, repeat, pollMs, scenarios: [{key, params, mode?, instances?, per}]}
+//   PLAN: {persistDir, repeat, pollMs, scenarios: [{key, label, params, mode?, instances?, per}]}
 //   RESULT: {miniflare, workerd, startupMs, results: {key: {samples: [µs per unit...]} | {error}}}
 // Repetitions are interleaved (each round runs every scenario once) so that drift in the
 // machine's speed spreads over all scenarios alike.
@@ -56,6 +56,7 @@ try {
     for (const scenario of plan.scenarios) {
       const entry = results[scenario.key];
       if (entry.error !== undefined) continue;
+      console.log(`bench: round ${round + 1}/${plan.repeat}: wrangler, ${scenario.label}`);
       try {
         entry.samples.push(await runOnce(scenario));
       } catch (error) {

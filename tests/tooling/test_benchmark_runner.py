@@ -32,7 +32,7 @@ def test_the_plain_table_has_every_default_row_and_the_floors(tmp_path: Path) ->
                                      "wrangler", "wrangler/emu"]
     labels = [line.split("  ")[0] for line in lines[header + 2:] if line and line[1] == ")"]
     assert [label[:2] for label in labels] == ["a)", "b)", "c)", "d)", "d)", "e)"]
-    assert "n/a, wrangler: --no-wrangler" in out
+    assert "n/a on wrangler: --no-wrangler" in out
 
     doc = json.loads((tmp_path / "bench.json").read_text())
     keys = [row["key"] for row in doc["rows"]]
