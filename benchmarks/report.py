@@ -117,7 +117,7 @@ def plain(report: Report) -> str:
     for cells in rows:
         for i, engine in ((2, "emulator"), (5, "wrangler")):
             if cells[i].startswith("n/a: "):
-                reasons.setdefault(f"{engine}: {cells[i][5:]}", []).append(cells[0].split(",")[0])
+                reasons.setdefault(f"{engine}: {cells[i][5:]}", []).append(cells[0].split(", N=")[0])
     if reasons:
         out.append("")
         out += [f"n/a on {why} — {'; '.join(dict.fromkeys(labels))}" for why, labels in reasons.items()]
@@ -145,6 +145,7 @@ def as_json(report: Report) -> str:
         "notes": report.notes,
         "rows": [{
             "key": r.scenario.key, "label": r.scenario.label, "unit": r.scenario.unit,
+            "kind": r.scenario.kind, "n": r.scenario.n,
             "emulator": {"samples": r.emulator, "median": r.emulator_median, "note": r.emulator_note},
             "floor": {"kind": r.scenario.floor, "samples": r.floor, "median": r.floor_median,
                       "emulator_ratio": r.floor_ratio},
@@ -153,3 +154,15 @@ def as_json(report: Report) -> str:
         } for r in report.rows],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+def from_json(text: str) -> Report:
+    """A report saved with ``--json``, to show it again (``--render``)."""
+    doc = json.loads(text)
+    rows = []
+    for r in doc["rows"]:
+        scenario = Scenario(r["key"], r["label"], r["unit"], r["kind"], r["n"], r["floor"]["kind"],
+                            r["wrangler"]["note"])
+        rows.append(Row(scenario, r["emulator"]["samples"], r["floor"]["samples"],
+                        r["wrangler"]["samples"], r["emulator"]["note"], r["wrangler"]["note"]))
+    return Report(doc["machine"], doc["floors_us"], rows, doc["repeat"], doc["notes"])

@@ -1,6 +1,7 @@
 """``make bench``: the emulator next to the SQLite floor and wrangler's local engine, in one run.
 
 Usage: ``python -m benchmarks.run [--full] [--repeat 3] [--no-wrangler] [--markdown] [--json PATH]``
+(``--render PATH`` shows a saved ``--json`` run again; ``--help`` lists the size options).
 
 Default rows (issue 11's scenarios a-e): sequential steps (N = 100 / 1,000 / 5,000), rollback
 handlers (N = 100 / 1,000), 100 parallel steps, 200 one-step instances (one by one; all at
@@ -65,6 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--markdown", action="store_true", help="print a Markdown table instead")
     p.add_argument("--json", metavar="PATH", help="also write every sample as JSON to PATH ('-': stdout)")
     p.add_argument("--tmp", metavar="DIR", help="where state goes (default: the system temp folder)")
+    p.add_argument("--render", metavar="PATH",
+                   help="measure nothing: show a run saved with --json (with --markdown: as Markdown)")
     args = p.parse_args(argv)
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
@@ -208,7 +211,12 @@ def run(args: argparse.Namespace, emit: Callable[[str], None] = print) -> Report
 
 
 def main(argv: list[str] | None = None) -> int:
-    run(parse_args(argv))
+    args = parse_args(argv)
+    if args.render:
+        saved = report.from_json(Path(args.render).read_text())
+        print(report.markdown(saved) if args.markdown else report.plain(saved))
+        return 0
+    run(args)
     return 0
 
 

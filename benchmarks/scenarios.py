@@ -56,7 +56,7 @@ class Sizes:
 
 def _steps_reason(n: int) -> str | None:
     if n > MINIFLARE_STEP_LIMIT:
-        return f"miniflare stops an instance at {MINIFLARE_STEP_LIMIT:,} steps (its step limit)"
+        return f"over miniflare's default limit of {MINIFLARE_STEP_LIMIT:,} steps per instance"
     return None
 
 

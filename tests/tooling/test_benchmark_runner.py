@@ -46,6 +46,10 @@ def test_the_plain_table_has_every_default_row_and_the_floors(tmp_path: Path) ->
     assert set(doc["floors_us"]) == {"1 commit", "2 commits", "new file", "fsync"}
     assert not list(tmp_path.glob("workflows-bench-*")), "the run left its state behind"
 
+    shown_again = subprocess.run([sys.executable, "-m", "benchmarks.run", "--render", str(tmp_path / "bench.json")],
+                                 cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert shown_again.stdout == out
+
 
 def test_markdown_output_is_a_table(tmp_path: Path) -> None:
     out = _run("--markdown", tmp=tmp_path)
