@@ -40,9 +40,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src emulator tests tools benchmarks examples
 	$(VENV)/bin/mypy
 
-## bench: per-step cost of the engine next to raw SQLite commits
+## bench: issue 11's scenarios on the emulator next to the SQLite floor and, when the npm
+## tooling is installed (make .build/realruntime.stamp), wrangler's local engine, one run;
+## BENCH_ARGS="--full" adds 25,000 steps and the memory of 10,000 finished instances
 bench: $(STAMP)
-	$(VPY) benchmarks/step_overhead.py
+	$(VPY) -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .build node_modules python_modules
