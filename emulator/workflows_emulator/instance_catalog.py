@@ -122,6 +122,7 @@ class InstanceCatalog:
             old = self._engines.get(key)
             if old is not None and old.terminal and not old.running and not old.busy:
                 del self._engines[key]
+                old.store.release()  # closed in the background, as any idle file
                 old.store.close()
 
     def create(self, workflow: str, instance_id: str, params: Any) -> InstanceEngine:
