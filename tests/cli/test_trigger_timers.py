@@ -3,9 +3,10 @@ delays, short sleeps): nothing else would fire them once the command returns."""
 
 from __future__ import annotations
 
-import textwrap
 import time
 from pathlib import Path
+
+from worker_projects import write_worker_project
 
 from .conftest import run_cli
 
@@ -27,22 +28,11 @@ class Flow(WorkflowEntrypoint):
         await step.sleep("short nap", event["payload"]["nap"])
         return {"attempts": attempts}
 """
-TOML = """
-main = "src/entry.py"
-compatibility_date = "2026-03-01"
-compatibility_flags = ["python_workers"]
-[[workflows]]
-name = "flow"
-binding = "FLOW"
-class_name = "Flow"
-"""
 
 
 def _project(tmp_path: Path) -> list[str]:
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "entry.py").write_text(textwrap.dedent(ENTRY))
-    (tmp_path / "wrangler.toml").write_text(TOML)
-    return ["--config", str(tmp_path / "wrangler.toml"), "--persist-to", str(tmp_path / "s")]
+    config = write_worker_project(tmp_path, ENTRY)
+    return ["--config", str(config), "--persist-to", str(tmp_path / "s")]
 
 
 def test_trigger_drives_through_a_retry_delay_and_a_short_sleep(tmp_path: Path) -> None:

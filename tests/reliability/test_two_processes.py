@@ -14,13 +14,13 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from worker_projects import write_worker_project
 from workflows_emulator import Emulator, StateDirectoryBusy
 from workflows_emulator.state_lock import holder
 
@@ -58,23 +58,11 @@ class Flow(WorkflowEntrypoint):
         return await step.do("s2", lambda: "two")
 """
 
-TOML = """
-main = "src/entry.py"
-compatibility_date = "2026-03-01"
-compatibility_flags = ["python_workers"]
-[[workflows]]
-name = "flow"
-binding = "FLOW"
-class_name = "Flow"
-"""
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "entry.py").write_text(textwrap.dedent(ENTRY))
-    (tmp_path / "wrangler.toml").write_text(TOML)
-    return tmp_path / "wrangler.toml"
+    return write_worker_project(tmp_path, ENTRY)
 
 
 @pytest.fixture
