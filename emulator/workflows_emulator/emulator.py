@@ -247,8 +247,9 @@ class Workflow:
             raise WorkflowError(f"batchCreate takes at most {MAX_BATCH} instances, got {len(items)}")
         self._catalog.registration(self.name)
         prepared = self._validated(items, single)
-        for instance_id, params in prepared:
-            self._catalog.create(self.name, instance_id, params)
+        with self._catalog.creating():
+            for instance_id, params in prepared:
+                self._catalog.create(self.name, instance_id, params)
         return [self._handle(instance_id) for instance_id, _ in prepared]
 
     def _validated(self, items: list[Mapping[str, Any]], single: bool) -> list[tuple[str, Any]]:

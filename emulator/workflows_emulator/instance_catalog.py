@@ -7,6 +7,7 @@ store, indexed in the `InstanceIndex`, hosted by the `Scheduler`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -124,6 +125,10 @@ class InstanceCatalog:
                 del self._engines[key]
                 old.store.release()  # closed in the background, as any idle file
                 old.store.close()
+
+    def creating(self) -> contextlib.AbstractContextManager[object]:
+        """Index the instances created inside in one commit."""
+        return self._index.batch()
 
     def create(self, workflow: str, instance_id: str, params: Any) -> InstanceEngine:
         """Persist and index a new instance, and start it."""

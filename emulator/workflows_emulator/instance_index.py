@@ -214,6 +214,10 @@ class InstanceIndex:
             "SELECT 1 FROM instances WHERE workflow = ? AND id = ?", workflow, instance_id
         ).raw())
 
+    def batch(self) -> contextlib.AbstractContextManager[object]:
+        """Group the writes inside into one commit (a batch of creates)."""
+        return self._storage.transaction()
+
     def add(self, workflow: str, instance_id: str, status: str, now: float) -> None:
         """Index a newly created instance."""
         self._insert(workflow, instance_id, status, now, now, None)
