@@ -143,12 +143,13 @@ def out_of_descriptors() -> bool:
 def default_open_files() -> int:
     """How many storages may hold a connection at once: a share of ``ulimit -n``.
 
-    Each open WAL database holds three descriptors (the file, its WAL and shared memory).
+    Each open WAL database holds three descriptors (the file, its WAL and shared memory) and
+    some 50-100 KB of SQLite's memory: at most 256 are kept open.
     """
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft == resource.RLIM_INFINITY:
-        return 1024
-    return max(4, min(1024, (soft - 64) // 6))
+        return 256
+    return max(4, min(256, (soft - 64) // 6))
 
 
 class OpenFiles:

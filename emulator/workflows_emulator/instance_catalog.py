@@ -111,6 +111,9 @@ class InstanceCatalog:
                 store.close()
                 raise
             self._engines[key] = engine
+            if engine.terminal:  # read for a status or a describe: it holds no file after
+                store.release()
+                self._finished_engine(engine)
         return engine
 
     def _finished_engine(self, engine: InstanceEngine) -> None:
