@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from emulator_support import open_files_under
+from worker_projects import ONE_WORKFLOW_TOML
 from workflows_emulator import ProjectConfigError
 from workflows_emulator.project import load_project, open_runtime_sync
 
@@ -21,15 +22,7 @@ class Flow(WorkflowEntrypoint):
     async def run(self, event, step):
         return 1
 """
-GOOD = """
-main = "src/entry.py"
-compatibility_date = "2026-03-01"
-compatibility_flags = ["python_workers"]
-[[workflows]]
-name = "flow"
-binding = "FLOW"
-class_name = "Flow"
-"""
+GOOD = ONE_WORKFLOW_TOML
 
 
 def _project(tmp_path: Path, toml: str, entry: str = ENTRY, name: str = "wrangler.toml") -> Path:
