@@ -90,8 +90,16 @@ class SqlCursor:
         return None if row is None else dict(zip(self.column_names, row, strict=True))
 
 
-
 _DOCTOR = "run `workflows-emulator doctor --persist-to <state dir>` to find and set aside damaged files"
+EMPTY_FILE = "the file is empty or holds no workflows-emulator tables"
+DAMAGED_FILE = "the file is damaged or is not a workflows-emulator state file"
+
+
+def version_mismatch(path: Path, found: int, version: int) -> str:
+    """Why a state file of schema version ``found`` is refused by one reading ``version``."""
+    return (f"state file {path} has schema version {found}, but this workflows-emulator reads "
+            f"version {version}: use the emulator version that wrote it, or point the emulator "
+            "at a new state directory")
 
 
 def storage_error(path: Path, exc: BaseException) -> StorageError:
@@ -110,8 +118,7 @@ def storage_error(path: Path, exc: BaseException) -> StorageError:
                             "make the state directory writable, or use another --persist-to")
     if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or "not a database" in text or (
             "malformed" in text):
-        return DamagedStateError(path, "the file is damaged or is not a workflows-emulator "
-                                 "state file", _DOCTOR)
+        return DamagedStateError(path, DAMAGED_FILE, _DOCTOR)
     if name.startswith("SQLITE_IOERR") or "I/O error" in text or code == errno.EIO:
         return StorageError(path, f"a disk I/O error ({text})",
                             "check the disk; the instance resumes from its last commit")
@@ -320,7 +327,7 @@ class DurableObjectStorage:
 
     Args:
         path: the SQLite file.
-        schema: DDL run when the file is created or opened for writing.
+        schema: DDL of the object's own tables, in the file when it is created.
         version: the schema's version, kept in the file (``PRAGMA user_version``); a file
             of another version is refused with an error naming both.
         files: the open-connection budget to count against (``None``: always open).
@@ -380,23 +387,14 @@ class DurableObjectStorage:
             has_tables = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE name = '_kv'").fetchone() is not None
             if has_tables and found != version:
-                raise EmulatorError(
-                    f"state file {self.path} has schema version {found}, but this "
-                    f"workflows-emulator reads version {version}: use the emulator version "
-                    "that wrote it, or point the emulator at a new state directory")
+                raise EmulatorError(version_mismatch(self.path, found, version))
             if not has_tables:
-                raise DamagedStateError(
-                    self.path, "the file is empty or holds no workflows-emulator tables", _DOCTOR)
-            if self.read_only:
-                conn.execute("PRAGMA query_only=1")
-            elif self.is_new:
-                # A new file's first commit starts its WAL, which NORMAL would fsync (about
-                # 0.6 ms on this kind of disk): a killed process loses nothing without it,
-                # and a power loss at worst the object's creation. NORMAL from then on.
-                conn.execute("PRAGMA synchronous=OFF")
-                self._first_commit = True
-            else:
-                conn.execute("PRAGMA synchronous=NORMAL")
+                raise DamagedStateError(self.path, EMPTY_FILE, _DOCTOR)
+            # A new file's first commit starts its WAL, which NORMAL would fsync (about
+            # 0.6 ms on this kind of disk): a killed process loses nothing without it, and a
+            # power loss at worst the object's creation. NORMAL from then on.
+            self._first_commit = self.is_new and not self.read_only
+            self._configure(conn)
         except sqlite3.Error as exc:
             conn.close()
             raise storage_error(self.path, exc) from exc
@@ -420,11 +418,19 @@ class DurableObjectStorage:
             self.path.unlink(missing_ok=True)
             raise storage_error(self.path, exc) from exc
 
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        """The per-connection settings: read-only, or how commits reach the disk."""
+        if self.read_only:
+            conn.execute("PRAGMA query_only=1")
+        else:
+            conn.execute("PRAGMA synchronous=OFF" if self._first_commit
+                         else "PRAGMA synchronous=NORMAL")
+
     def _reconnect(self) -> sqlite3.Connection:
         """Open the file again after `release` (it must still exist)."""
         conn = self._open_connection()
         try:
-            conn.execute("PRAGMA query_only=1" if self.read_only else "PRAGMA synchronous=NORMAL")
+            self._configure(conn)
         except sqlite3.Error:
             conn.close()
             raise
@@ -449,11 +455,6 @@ class DurableObjectStorage:
     def is_closed(self) -> bool:
         """Whether `close` was called."""
         return self._closed
-
-    @property
-    def is_open(self) -> bool:
-        """Whether a connection (a file descriptor) is held now."""
-        return isinstance(self._conn, sqlite3.Connection)
 
     @property
     def in_transaction(self) -> bool:

@@ -76,7 +76,7 @@ class InstanceEngine:
         self._fresh = False
         self.fault: StorageError | None = None
         """A storage fault that stopped this instance where it was, until it runs again."""
-        self._fault_halt: asyncio.Task[None] | None = None
+        self._retry_task: asyncio.Task[None] | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._retry_delay = FAULT_RETRY_FIRST_S
         self._load()
@@ -504,7 +504,7 @@ class InstanceEngine:
                 return
             self.start()
 
-        self._fault_halt = asyncio.get_running_loop().create_task(
+        self._retry_task = asyncio.get_running_loop().create_task(
             retry(), name=f"retry:{self.workflow}:{self.id}")
 
     async def recover(self) -> None:
@@ -535,8 +535,8 @@ class InstanceEngine:
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
-        if self._fault_halt is not None:
-            self._fault_halt.cancel()
+        if self._retry_task is not None:
+            self._retry_task.cancel()
 
     # == bookkeeping ==============================================================================
 

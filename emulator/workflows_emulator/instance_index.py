@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .durable_object import DurableObjectStorage
+from .durable_object import DAMAGED_FILE, EMPTY_FILE, DurableObjectStorage, version_mismatch
 from .errors import DamagedStateError, EmulatorError, StorageError
 from .records import TERMINAL, InstanceMeta, InstanceStatus
 
@@ -54,8 +54,6 @@ def instance_files(instances_root: Path) -> Iterator[tuple[str, str, Path]]:
 
 
 _MAGIC = b"SQLite format 3\x00"
-EMPTY = "the file is empty or holds no workflows-emulator tables"
-DAMAGED = "the file is damaged or is not a workflows-emulator state file"
 
 
 def header_problem(path: Path, version: int) -> str | None:
@@ -68,21 +66,17 @@ def header_problem(path: Path, version: int) -> str | None:
     except OSError as exc:
         return f"the file cannot be read ({exc.strerror})"
     if not head:
-        return EMPTY
+        return EMPTY_FILE
     if len(head) < 100 or not head.startswith(_MAGIC):
-        return DAMAGED
+        return DAMAGED_FILE
     page_size = int.from_bytes(head[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(head[28:32], "big")
     in_step = head[24:28] == head[92:96]  # the page count is valid for this version of the file
     if in_step and size < pages * page_size and not Path(f"{path}-wal").exists():
-        return DAMAGED + f" (truncated: {size} of {pages * page_size} bytes)"
+        return DAMAGED_FILE + f" (truncated: {size} of {pages * page_size} bytes)"
     found = int.from_bytes(head[60:64], "big", signed=True)
-    if found != version:
-        return (f"state file {path} has schema version {found}, but this workflows-emulator "
-                f"reads version {version}: use the emulator version that wrote it, or point "
-                "the emulator at a new state directory")
-    return None
+    return None if found == version else version_mismatch(path, found, version)
 
 
 def read_meta(path: Path) -> InstanceMeta | None:
@@ -99,6 +93,34 @@ def read_meta(path: Path) -> InstanceMeta | None:
     finally:
         storage.close()
     return None if data is None else InstanceMeta.from_json(data)
+
+
+def problem_of(exc: EmulatorError) -> str:
+    """What a file's read failure says to people: a storage fault's cause, or the error."""
+    return exc.cause if isinstance(exc, StorageError) else str(exc)
+
+
+def listed_row(instance_id: str, status: str, created: float, modified: float,
+               problem: str | None) -> dict[str, Any]:
+    """One instance as ``list()`` shows it: ``problem`` only for a file that cannot be read."""
+    row: dict[str, Any] = {"id": instance_id, "status": str(status), "created": created,
+                           "modified": modified}
+    if problem is not None:
+        row["problem"] = problem
+    return row
+
+
+def file_row(path: Path) -> tuple[str, float, float, str | None] | None:
+    """``(status, created, modified, problem)`` of an instance file, read without writing;
+    ``None`` for a create cut off before it wrote anything (the next create erases it)."""
+    modified = path.stat().st_mtime * 1000
+    try:
+        meta = read_meta(path)
+    except EmulatorError as exc:  # damaged, unreadable, or of another schema version
+        return str(InstanceStatus.UNKNOWN), modified, modified, problem_of(exc)
+    if meta is None:
+        return None
+    return str(meta.status), meta.created, modified, None
 
 
 def set_aside(state_dir: Path, path: Path, label: str) -> Path:
@@ -128,8 +150,6 @@ class InstanceIndex:
     def __init__(self, state_dir: Path) -> None:
         self._state_dir = state_dir
         self.path = state_dir / INDEX_NAME
-        self.rebuilt_from: Path | None = None
-        """Where a damaged index was set aside, if this open rebuilt it."""
         self._pending: dict[tuple[str, str], tuple[str, float]] = {}
         """Statuses not yet written because a write failed (written with the next one)."""
         try:
@@ -143,7 +163,7 @@ class InstanceIndex:
         self.reconcile()
 
     def _replace_damaged(self) -> DurableObjectStorage:
-        self.rebuilt_from = set_aside(self._state_dir, self.path, "index")
+        set_aside(self._state_dir, self.path, "index")
         return DurableObjectStorage(self.path, _SCHEMA, SCHEMA_VERSION)
 
     def close(self) -> None:
@@ -182,22 +202,9 @@ class InstanceIndex:
                     self._add_from_file(wf, iid, file)
 
     def _add_from_file(self, workflow: str, instance_id: str, path: Path) -> None:
-        modified = path.stat().st_mtime * 1000
-        try:
-            meta = read_meta(path)
-        except DamagedStateError as exc:
-            self._insert(workflow, instance_id, InstanceStatus.UNKNOWN, modified, modified, exc.cause)
-            return
-        except StorageError as exc:
-            self._insert(workflow, instance_id, InstanceStatus.UNKNOWN, modified, modified,
-                         f"cannot be read: {exc.cause}")
-            return
-        except EmulatorError as exc:  # written by another schema version
-            self._insert(workflow, instance_id, InstanceStatus.UNKNOWN, modified, modified, str(exc))
-            return
-        if meta is None:
-            return  # a create cut off before it wrote anything: the next create erases it
-        self._insert(workflow, instance_id, meta.status, meta.created, modified, None)
+        row = file_row(path)
+        if row is not None:
+            self._insert(workflow, instance_id, *row)
 
     def _insert(self, workflow: str, instance_id: str, status: str, created: float,
                 modified: float, problem: str | None) -> None:
@@ -275,11 +282,6 @@ class InstanceIndex:
         pending = self._pending
         out: list[dict[str, Any]] = []
         for iid, st, created, modified, problem in rows:
-            late = pending.get((workflow, iid))
-            if late is not None:
-                st, modified = late
-            row: dict[str, Any] = {"id": iid, "status": st, "created": created, "modified": modified}
-            if problem is not None:
-                row["problem"] = problem
-            out.append(row)
+            st, modified = pending.get((workflow, iid), (st, modified))
+            out.append(listed_row(iid, st, created, modified, problem))
         return out

@@ -108,11 +108,7 @@ class InstanceStore:
         """The storage fault that stopped this store's writes, until `clear_fault`."""
         self._pending: list[tuple[Any, ...]] = []
         self._in_tx = False
-        if storage.is_new:
-            self._next_id = 1  # the template's log is empty
-        else:
-            last = storage.sql.exec("SELECT max(id) AS m FROM log").one()["m"]
-            self._next_id = (last or 0) + 1
+        self._next_id = 1 if storage.is_new else self._read_next_id()  # a new file's log is empty
         self.rows: dict[str, StepRow] = {}
         """Every step, folded from the log."""
 
@@ -158,12 +154,19 @@ class InstanceStore:
         """
         fault, self.fault = self.fault, None
         try:
-            last = self._storage.sql.exec("SELECT max(id) FROM log").raw()[0][0]
-            self._next_id = (last or 0) + 1
+            self._next_id = self._read_next_id()
             self.load()
         except StorageError:
             self.fault = fault
             raise
+
+    def _read_next_id(self) -> int:
+        return int(self._storage.sql.exec("SELECT max(id) FROM log").raw()[0][0] or 0) + 1
+
+    @property
+    def _unwritten(self) -> bool:
+        """A file created by this store that nothing was written to yet: nothing to read."""
+        return self._storage.is_new and self._next_id == 1
 
     def when_committed(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once the open transaction commits (never if it rolls back)."""
@@ -204,7 +207,7 @@ class InstanceStore:
 
     def read_meta(self) -> InstanceMeta | None:
         """The instance's metadata, or ``None`` if it was never written."""
-        if self._storage.is_new and self._next_id == 1:
+        if self._unwritten:
             return None
         data = self._storage.get("meta")
         return None if data is None else InstanceMeta.from_json(data)
@@ -269,7 +272,7 @@ class InstanceStore:
 
     def load(self) -> dict[str, StepRow]:
         """Rebuild every row from the persisted log (nothing to read in a new, unwritten file)."""
-        if self._storage.is_new and self._next_id == 1:
+        if self._unwritten:
             self.rows = {}
             return self.rows
         rows: dict[str, StepRow] = {}

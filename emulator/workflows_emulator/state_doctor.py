@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from .durable_object import DurableObjectStorage
-from .errors import EmulatorError, StorageError
-from .instance_index import INDEX_NAME, instance_files, set_aside
+from .errors import EmulatorError
+from .instance_index import INDEX_NAME, instance_files, problem_of, set_aside
 from .instance_index import SCHEMA_VERSION as INDEX_VERSION
 from .instance_store import SCHEMA_VERSION as INSTANCE_VERSION
 from .instance_store import InstanceStore
@@ -35,8 +35,10 @@ class Finding:
                 "problem": self.problem}
 
 
-def _problem(exc: EmulatorError) -> str:
-    return exc.cause if isinstance(exc, StorageError) else str(exc)
+def _quick_check(storage: DurableObjectStorage) -> str | None:
+    """What SQLite's ``quick_check`` finds wrong in ``storage`` (its first three findings)."""
+    check = [str(r[0]) for r in storage.sql.exec("PRAGMA quick_check").raw()]
+    return None if check == ["ok"] else "SQLite's quick_check failed: " + "; ".join(check[:3])
 
 
 def _check_instance(path: Path) -> str | None:
@@ -44,19 +46,19 @@ def _check_instance(path: Path) -> str | None:
     try:
         storage = DurableObjectStorage(path, "", INSTANCE_VERSION, read_only=True)
     except EmulatorError as exc:
-        return _problem(exc)
+        return problem_of(exc)
     try:
         with storage.transaction():
-            check = storage.sql.exec("PRAGMA quick_check").raw()
-            if [r[0] for r in check] != ["ok"]:
-                return "SQLite's quick_check failed: " + "; ".join(str(r[0]) for r in check[:3])
+            damage = _quick_check(storage)
+            if damage is not None:
+                return damage
             data = storage.get("meta")
             if data is None:
                 return "it has no instance metadata (a create cut off before it finished)"
             InstanceMeta.from_json(data)
             InstanceStore(storage).load()
     except EmulatorError as exc:
-        return _problem(exc)
+        return problem_of(exc)
     except (KeyError, TypeError, ValueError) as exc:
         return f"its contents cannot be read ({type(exc).__name__}: {exc})"
     finally:
@@ -70,16 +72,14 @@ def _check_index(path: Path) -> str | None:
     try:
         storage = DurableObjectStorage(path, "", INDEX_VERSION, read_only=True)
     except EmulatorError as exc:
-        return _problem(exc) + " (it is rebuilt from the instance files on the next open)"
+        return problem_of(exc) + " (it is rebuilt from the instance files on the next open)"
     try:
-        check = storage.sql.exec("PRAGMA quick_check").raw()
+        damage = _quick_check(storage)
     except EmulatorError as exc:
-        return _problem(exc)
+        return problem_of(exc)
     finally:
         storage.close()
-    if [r[0] for r in check] != ["ok"]:
-        return "SQLite's quick_check failed (it is rebuilt from the instance files on the next open)"
-    return None
+    return None if damage is None else damage + " (it is rebuilt from the instance files on the next open)"
 
 
 def examine(state_dir: Path) -> list[Finding]:

@@ -12,11 +12,11 @@ from typing import Any
 
 from .durable_object import DurableObjectStorage
 from .errors import DamagedStateError, EmulatorError, InstanceNotFoundError, StorageError
-from .instance_index import INDEX_NAME, SCHEMA_VERSION, instance_files, read_meta
+from .instance_index import INDEX_NAME, SCHEMA_VERSION, file_row, instance_files, listed_row
 from .instance_store import SCHEMA_VERSION as INSTANCE_VERSION
 from .instance_store import InstanceStore
 from .log_fold import StepRow, steps_in_start_order
-from .records import InstanceMeta, InstanceStatus
+from .records import InstanceMeta
 
 
 class InstanceSnapshot:
@@ -82,31 +82,14 @@ class StateReader:
         on_disk = {iid for wf, iid, _ in instance_files(self._instances_root()) if wf == workflow}
         if {r[0] for r in got} != on_disk:
             return None  # the index lags (a crash, or a writer about to reconcile it)
-        out: list[dict[str, Any]] = []
-        for iid, st, created, modified, problem in got:
-            row: dict[str, Any] = {"id": iid, "status": st, "created": created, "modified": modified}
-            if problem is not None:
-                row["problem"] = problem
-            out.append(row)
-        return out
+        return [listed_row(*row) for row in got]
 
     def _from_files(self, workflow: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for wf, iid, path in instance_files(self._instances_root()):
-            if wf != workflow:
-                continue
-            modified = path.stat().st_mtime * 1000
-            row: dict[str, Any] = {"id": iid, "status": str(InstanceStatus.UNKNOWN),
-                                   "created": modified, "modified": modified}
-            try:
-                meta = read_meta(path)
-            except EmulatorError as exc:
-                row["problem"] = exc.cause if isinstance(exc, StorageError) else str(exc)
-            else:
-                if meta is None:
-                    continue  # a create cut off before it wrote anything
-                row.update(status=str(meta.status), created=meta.created)
-            rows.append(row)
+            found = file_row(path) if wf == workflow else None
+            if found is not None:
+                rows.append(listed_row(iid, *found))
         rows.sort(key=lambda r: (r["created"], r["id"]))
         return rows
 

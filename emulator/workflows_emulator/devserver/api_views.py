@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ..emulator import Instance, Workflow
 from ..errors import EmulatorError, InstanceNotFoundError, StorageError
 from ..events import STATUSES, TERMINAL
-from ..project import Runtime
+from ..project import Project, Runtime
 from .describe import describe_instance
 
 API_PREFIX = "/__workflows/api"
@@ -219,28 +219,16 @@ class InstanceApi:
     def _workflow(self, name: str) -> Workflow:
         wf = self.rt.workflows.get(name)
         if wf is None:
-            known = ", ".join(self.rt.workflows) or "none"
-            raise ApiError(404, f'Workflow "{name}" not found (this project has: {known}, from '
-                                f"{self.rt.project.config_path}); pass --config to use another "
-                                "project")
+            raise unknown_workflow(self.rt.project, name)
         return wf
 
     async def _workflow_info(self, name: str) -> dict[str, Any]:
-        wf = self._workflow(name)
-        cfg = self.rt.project.workflow(name)
-        counts: dict[str, int] = {}
-        for row in await wf.list():
-            counts[row["status"]] = counts.get(row["status"], 0) + 1
-        return {"name": name, "binding": cfg.binding, "class_name": cfg.class_name,
-                "script_name": self.rt.project.name, "instances": counts}
+        return workflow_info(self.rt.project, name, await self._workflow(name).list())
 
     async def _instance(self, name: str, instance_id: str) -> Instance:
         wf = self._workflow(name)
         if instance_id == "latest":
-            rows = await wf.list()
-            if not rows:
-                raise ApiError(404, f'There are no instances of workflow "{name}"')
-            instance_id = rows[-1]["id"]
+            instance_id = latest_id(name, await wf.list())
         return await wf.get(instance_id)
 
     async def _settled(self, inst: Instance) -> dict[str, Any]:
@@ -275,6 +263,30 @@ def _options(body: Any, accepted: tuple[str, ...], what: str, shape: str) -> dic
     if unknown:
         raise ApiError(400, f"unknown {what} option(s) {unknown}: use {', '.join(accepted)}")
     return body
+
+
+def unknown_workflow(project: Project, name: str) -> ApiError:
+    """The 404 for a workflow the project does not define."""
+    known = ", ".join(wf.name for wf in project.workflows) or "none"
+    return ApiError(404, f'Workflow "{name}" not found (this project has: {known}, from '
+                         f"{project.config_path}); pass --config to use another project")
+
+
+def workflow_info(project: Project, name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Workflow ``name``'s binding, class and script, and its instances (``rows``) by status."""
+    cfg = project.workflow(name)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return {"name": name, "binding": cfg.binding, "class_name": cfg.class_name,
+            "script_name": project.name, "instances": counts}
+
+
+def latest_id(name: str, rows: list[dict[str, Any]]) -> str:
+    """The id ``latest`` stands for: the newest of ``rows`` (oldest first)."""
+    if not rows:
+        raise ApiError(404, f'There are no instances of workflow "{name}"')
+    return str(rows[-1]["id"])
 
 
 View = Callable[[InstanceApi, ApiRequest, dict[str, str]], Awaitable[Any]]
