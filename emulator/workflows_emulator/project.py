@@ -25,6 +25,7 @@ import json5
 
 import workflows_saga
 
+from .bindings.config import BindingConfigs, parse_bindings
 from .emulator import Emulator, Workflow
 from .errors import ProjectConfigError
 from .state_lock import StateLock
@@ -90,6 +91,7 @@ class Project:
     workflows: tuple[WorkflowConfig, ...]
     vars: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    bindings: BindingConfigs = field(default_factory=BindingConfigs)
 
     @property
     def implicit_dependencies(self) -> bool:
@@ -293,18 +295,24 @@ def _checked(cfg: Path, data: dict[str, Any], unknown: list[str]) -> Project:
     vars_ = data.get("vars", {})
     if not isinstance(vars_, dict):
         raise ProjectConfigError(f'{cfg}: key "vars" must be a table of NAME = value; fix it')
+    bindings = parse_bindings(cfg, data)
     for key in vars_:
-        if any(w.binding == key for w in workflows):
+        if any(w.binding == key for w in workflows) or key in bindings.names():
             raise ProjectConfigError(
-                f'{cfg}: key "vars.{key}" has the same name as a workflow binding; rename one'
+                f'{cfg}: key "vars.{key}" has the same name as a binding; rename one'
             )
+    for name in bindings.names():
+        if any(w.binding == name for w in workflows):
+            raise ProjectConfigError(
+                f'{cfg}: binding "{name}" is declared twice; give each binding its own name')
     warnings = (*unknown, *(
         f'{cfg}: [workflows.limits] steps = {w.step_limit} for "{w.name}" exceeds the '
         f"production maximum of {PRODUCTION_MAX_STEPS:,}"
         for w in workflows if w.step_limit and w.step_limit > PRODUCTION_MAX_STEPS
     ))
     name = data.get("name") if isinstance(data.get("name"), str) else cfg.parent.name
-    return Project(cfg, str(name), main, date, tuple(flags), workflows, dict(vars_), warnings)
+    return Project(cfg, str(name), main, date, tuple(flags), workflows, dict(vars_), warnings,
+                   bindings)
 
 
 def _check_workflows(cfg: Path, workflows: tuple[WorkflowConfig, ...], date: str,
