@@ -19,17 +19,21 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import json5
 
 import workflows_saga
 
 from .bindings.config import BindingConfigs, parse_bindings
+from .bindings.doubles import DoublesSource, load_doubles
 from .emulator import Emulator, Workflow
 from .errors import ProjectConfigError
 from .state_lock import StateLock
 from .values import ID_PATTERN, MAX_NAME
+
+if TYPE_CHECKING:
+    from .bindings.project_bindings import ProjectBindings
 
 CONFIG_NAMES = ("wrangler.toml", "wrangler.jsonc", "wrangler.json")
 BINDING_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # used with fullmatch
@@ -301,10 +305,10 @@ def _checked(cfg: Path, data: dict[str, Any], unknown: list[str]) -> Project:
             raise ProjectConfigError(
                 f'{cfg}: key "vars.{key}" has the same name as a binding; rename one'
             )
-    for name in bindings.names():
-        if any(w.binding == name for w in workflows):
+    for bound in bindings.names():
+        if any(w.binding == bound for w in workflows):
             raise ProjectConfigError(
-                f'{cfg}: binding "{name}" is declared twice; give each binding its own name')
+                f'{cfg}: binding "{bound}" is declared twice; give each binding its own name')
     warnings = (*unknown, *(
         f'{cfg}: [workflows.limits] steps = {w.step_limit} for "{w.name}" exceeds the '
         f"production maximum of {PRODUCTION_MAX_STEPS:,}"
@@ -440,17 +444,22 @@ class Runtime:
     module: ModuleType
     env: Any
     workflows: dict[str, Workflow]
+    bindings: ProjectBindings | None = None
 
 
 @contextlib.contextmanager
 def open_runtime_sync(project: Project, state_dir: str | Path, *, clock: str = "real",
-                      lock: StateLock | None = None) -> Iterator[Runtime]:
+                      lock: StateLock | None = None,
+                      doubles: DoublesSource = None) -> Iterator[Runtime]:
     """Load ``project`` on a new `Emulator` without starting any instance (no event loop).
 
     Use it for reads, or to run only the instances you drive. Its files are closed on exit;
     instances started meanwhile must be stopped first with ``await emulator.close()``.
     ``lock`` is this process's lock on ``state_dir`` if taken already (see `Emulator`).
+    ``doubles`` replace or supply bindings (a mapping or a doubles module; see
+    `bindings.doubles`); by default ``emulator_doubles.py`` beside the wrangler file, if any.
     """
+    from .bindings.project_bindings import ProjectBindings
     from .workers_shim.env import ExecutionContext, make_env
 
     with project_imports(project):
@@ -459,9 +468,13 @@ def open_runtime_sync(project: Project, state_dir: str | Path, *, clock: str = "
         emu = Emulator(state_dir, clock=clock, step_limit=max(limits) if limits else 10_000,
                        compatibility_date=project.compatibility_date,
                        compatibility_flags=project.compatibility_flags, lock=lock)
+        stores: ProjectBindings | None = None
         try:
+            stores = ProjectBindings(project, Path(state_dir), emu.clock, module,
+                                     load_doubles(project, doubles))
             by_name = {w.name: w.step_limit for w in project.workflows}
-            env, bindings = make_env(project)
+            env, bindings = make_env(project, stores.values)
+            stores.attach_env(env)
             workflows = {
                 wf.name: emu.workflow(getattr(module, wf.class_name), name=wf.name, env=env,
                                       ctx=ExecutionContext(), step_limit=by_name[wf.name])
@@ -469,22 +482,26 @@ def open_runtime_sync(project: Project, state_dir: str | Path, *, clock: str = "
             }
             for wf in project.workflows:
                 bindings[wf.binding].attach(workflows[wf.name])
-            yield Runtime(project, emu, module, env, workflows)
+            yield Runtime(project, emu, module, env, workflows, stores)
         finally:
+            if stores is not None:
+                stores.close()
             emu.close_idle()
 
 
 @contextlib.asynccontextmanager
 async def open_runtime(project: Project, state_dir: str | Path, *, clock: str = "real",
-                       drain_timeout: float = 0.0,
-                       lock: StateLock | None = None) -> AsyncIterator[Runtime]:
+                       drain_timeout: float = 0.0, lock: StateLock | None = None,
+                       doubles: DoublesSource = None) -> AsyncIterator[Runtime]:
     """Load ``project``, resume its unfinished instances, and close cleanly on exit.
 
     On exit, step callbacks still running get up to ``drain_timeout`` seconds to finish.
     """
-    with open_runtime_sync(project, state_dir, clock=clock, lock=lock) as rt:
+    with open_runtime_sync(project, state_dir, clock=clock, lock=lock, doubles=doubles) as rt:
         try:
             await rt.emulator.__aenter__()
+            if rt.bindings is not None:
+                rt.bindings.resume()
             yield rt
         finally:
             await rt.emulator.close(drain_timeout=drain_timeout)

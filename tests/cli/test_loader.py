@@ -180,7 +180,7 @@ def test_jsonc_with_comments_loads_and_env_has_bindings_and_vars(tmp_path: Path)
         assert rt.env.URL == "http://x//y"
         assert type(rt.env.FLOW).__name__ == "WorkflowBinding"
         with pytest.raises(AttributeError, match=r"env has no binding or var 'NOPE' \(defined in "
-                           r".*wrangler.jsonc: FLOW, URL\); add it under \[vars\]"):
+                           r".*wrangler.jsonc: FLOW, URL\); declare it in the wrangler file"):
             _ = rt.env.NOPE
     assert "workers" not in sys.modules
 

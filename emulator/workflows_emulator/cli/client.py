@@ -45,7 +45,8 @@ def run_command(args: argparse.Namespace, command: Command, *, read_only: bool =
 
         return asyncio.run(command(snapshot_call(project, StateReader(state))))
     with StateLock.acquire(state) as lock, open_runtime_sync(project, state, clock="real",
-                                                             lock=lock) as rt:
+                                                             lock=lock,
+                                                             doubles=args.doubles) as rt:
         api = InstanceApi(rt, foreground=True, drive_timers_within=args.timers_within)
 
         async def session() -> int:

@@ -43,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ..devserver.server import run_dev  # aiohttp loads only for `dev`
 
             project = load_project(args.config)
-            return asyncio.run(run_dev(project, Path(args.persist_to), args.ip, args.port))
+            return asyncio.run(run_dev(project, Path(args.persist_to), args.ip, args.port,
+                                       args.doubles))
         if args.command == "doctor":
             return _doctor(args)
         read_only = (args.isub if args.sub == "instances" else args.sub) in ("list", "describe")

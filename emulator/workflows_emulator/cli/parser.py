@@ -6,6 +6,8 @@ import argparse
 from typing import TypeAlias
 
 DEFAULT_STATE = ".workflows-emulator"
+DOUBLES_HELP = ("a Python file whose make_doubles(project) returns test doubles for "
+                "bindings (default: emulator_doubles.py beside the wrangler file, if any)")
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
@@ -20,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--ip", default="127.0.0.1")
     dev.add_argument("--port", type=port_number, default=8787)
     dev.add_argument("--persist-to", default=DEFAULT_STATE)
+    dev.add_argument("--doubles", metavar="FILE", help=DOUBLES_HELP)
 
     doctor = top.add_parser(
         "doctor", help="find state files that cannot be read; --quarantine sets them aside")
@@ -66,6 +69,7 @@ def _shared() -> argparse.ArgumentParser:
     g.add_argument("--timers-within", type=float, default=60.0, metavar="SECONDS",
                    help="without a dev server, keep driving the instance through timers due "
                    "within SECONDS (retry delays, short sleeps) before returning (default 60)")
+    g.add_argument("--doubles", metavar="FILE", help=DOUBLES_HELP)
     p.add_argument("--json", action="store_true", help="Output the raw API response as JSON")
     return p
 

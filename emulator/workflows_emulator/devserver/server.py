@@ -109,20 +109,21 @@ def text_response(status: int, text: str) -> HttpResponse:
     return HttpResponse(status, [("content-type", "text/plain;charset=UTF-8")], text.encode())
 
 
-async def run_dev(project: Project, state_dir: Path, ip: str, port: int) -> int:
+async def run_dev(project: Project, state_dir: Path, ip: str, port: int,
+                  doubles: str | None = None) -> int:
     """Run the dev server until SIGINT/SIGTERM; instances stay in ``state_dir``."""
     for warning in project.warnings:
         print(f"▲ [WARNING] {warning}", file=sys.stderr)
     # The lock comes first, before the project is imported or any state file is opened.
     with StateLock.acquire(state_dir) as lock:
-        return await _serve_project(project, state_dir, ip, port, lock)
+        return await _serve_project(project, state_dir, ip, port, lock, doubles)
 
 
 async def _serve_project(project: Project, state_dir: Path, ip: str, port: int,
-                         lock: StateLock) -> int:
+                         lock: StateLock, doubles: str | None) -> int:
     # Ctrl-C lets running step callbacks finish (up to 10 s) so no attempt is wasted.
     async with open_runtime(project, state_dir, clock="real", drain_timeout=10.0,
-                            lock=lock) as rt:
+                            lock=lock, doubles=doubles) as rt:
         server = DevServer(rt, ip, port)
         warning = exposure_warning(ip)
         if warning is not None:

@@ -6,6 +6,7 @@ from . import workflows
 from .entrypoints import DurableObject, WorkerEntrypoint, WorkflowEntrypoint, handler
 from .env import Env, ExecutionContext, WorkflowBinding, WorkflowInstance
 from .http import FetchResponse, Request, Response
+from .outbound import fetch
 from .rpc import JsDict, python_from_rpc, python_to_rpc
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "WorkflowBinding",
     "WorkflowEntrypoint",
     "WorkflowInstance",
+    "fetch",
     "handler",
     "python_from_rpc",
     "python_to_rpc",

@@ -120,7 +120,8 @@ class Env:
             known = ", ".join(sorted(values)) or "none"
             raise AttributeError(
                 f"env has no binding or var {name!r} (defined in {self._source}: {known}); "
-                "add it under [vars] or [[workflows]]"
+                "declare it in the wrangler file ([vars], [[workflows]], [[kv_namespaces]], "
+                "[[d1_databases]], ...) or supply a double (README, Bindings)"
             ) from None
 
     def __contains__(self, name: str) -> bool:
@@ -150,9 +151,12 @@ class ExecutionContext:
     passThroughOnException = pass_through_on_exception
 
 
-def make_env(project: Project) -> tuple[Env, dict[str, WorkflowBinding]]:
-    """An env with the project's vars and one (unattached) binding per ``[[workflows]]``."""
+def make_env(project: Project, others: Mapping[str, Any] | None = None
+             ) -> tuple[Env, dict[str, WorkflowBinding]]:
+    """An env with the project's vars, one (unattached) binding per ``[[workflows]]`` and
+    ``others`` (the opened stores and doubles, which win over a workflow of the same name)."""
     bindings = {wf.binding: WorkflowBinding() for wf in project.workflows}
     values: dict[str, Any] = {k: python_to_rpc(v) for k, v in project.vars.items()}
     values.update(bindings)
+    values.update(others or {})
     return Env(str(project.config_path), values), bindings
