@@ -340,7 +340,8 @@ class Instance:
 
     async def status(self) -> dict[str, Any]:
         """``{"status", "error", "output", "rollback"}``."""
-        return self._engine.status_dict()
+        settled = self._catalog.settled_status(self.workflow, self.id)
+        return settled if settled is not None else self._engine.status_dict()
 
     async def wait(self, *, until: str | Iterable[str] | None = None,
                    timeout: float | None = None) -> dict[str, Any]:
@@ -353,12 +354,15 @@ class Instance:
             until: statuses to stop at instead of the terminal ones (e.g. ``{"waiting"}``).
             timeout: give up after this many real seconds (`TimeoutError`).
         """
-        engine = await self._live_engine()
         if isinstance(until, str):
             until = {until}
         unknown = sorted(set(until or ()) - set(STATUSES))
         if unknown:
             raise EmulatorError(f"unknown status(es) {unknown} in until=; use some of {STATUSES}")
+        settled = self._catalog.settled_status(self.workflow, self.id)
+        if settled is not None:  # finished (every target includes the terminal statuses)
+            return settled
+        engine = await self._live_engine()
         targets = (set(until) if until is not None else set()) | TERMINAL
         scheduler = self._scheduler
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,6 +32,44 @@ RunFactory = Callable[[], Callable[[dict[str, Any], Any], Awaitable[Any]]]
 FINISHED_KEPT = 64
 """How many finished instances keep their engine in memory (the rest are read again from
 their file when asked for): memory stays flat however many instances finish."""
+SETTLED_BYTES = 8 << 20
+"""The JSON bytes of finished instances' statuses kept after their engine goes, so
+``status()`` and ``wait()`` of a finished instance need not open its file again."""
+
+
+class SettledStatuses:
+    """Statuses of finished instances whose engine was let go, newest kept, within a byte budget.
+
+    Kept as JSON text: a hit returns a fresh copy, and the budget counts what is really held.
+    """
+
+    def __init__(self, budget: int = SETTLED_BYTES) -> None:
+        self._budget = budget
+        self._used = 0
+        self._texts: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    def put(self, key: tuple[str, str], status: dict[str, Any]) -> None:
+        """Remember ``status`` of instance ``key`` (dropping the oldest beyond the budget)."""
+        self.pop(key)
+        text = json.dumps(status)
+        if len(text) > self._budget // 64:  # a large output: reading the file is fine
+            return
+        self._texts[key] = text
+        self._used += len(text)
+        while self._used > self._budget:
+            _, old = self._texts.popitem(last=False)
+            self._used -= len(old)
+
+    def get(self, key: tuple[str, str]) -> dict[str, Any] | None:
+        """A copy of the remembered status of ``key``, if any."""
+        text = self._texts.get(key)
+        return None if text is None else dict(json.loads(text))
+
+    def pop(self, key: tuple[str, str]) -> None:
+        """Forget ``key`` (its engine is back, or it is deleted)."""
+        text = self._texts.pop(key, None)
+        if text is not None:
+            self._used -= len(text)
 
 
 @dataclass(frozen=True)
@@ -56,6 +95,7 @@ class InstanceCatalog:
         self._workflows: dict[str, Registration] = {}
         self._engines: dict[tuple[str, str], InstanceEngine] = {}
         self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._settled = SettledStatuses()
         scheduler.on_finished = self._finished_engine
 
     def register(self, name: str, make_run: RunFactory, step_limit: int) -> None:
@@ -90,10 +130,15 @@ class InstanceCatalog:
             raise InstanceNotFoundError(f"instance.not_found: no instance {instance_id!r}")
         return self._open(workflow, instance_id, create=False)
 
+    def settled_status(self, workflow: str, instance_id: str) -> dict[str, Any] | None:
+        """The status of a finished instance whose engine was let go (None: ask the engine)."""
+        return self._settled.get((workflow, instance_id))
+
     def _open(self, workflow: str, instance_id: str, create: bool) -> InstanceEngine:
         key = (workflow, instance_id)
         engine = self._engines.get(key)
         if engine is None:
+            self._settled.pop(key)  # the engine answers from now on (it may restart)
             reg = self.registration(workflow)
             try:
                 store = InstanceStore.open(reg.namespace, instance_id, create=create)
@@ -126,6 +171,7 @@ class InstanceCatalog:
             old = self._engines.get(key)
             if old is not None and old.terminal and not old.running and not old.busy:
                 del self._engines[key]
+                self._settled.put(key, old.status_dict())
                 old.store.release()  # closed in the background, as any idle file
                 old.store.close()
 
@@ -144,6 +190,7 @@ class InstanceCatalog:
 
     async def delete(self, workflow: str, instance_id: str) -> None:
         """Stop and erase an instance."""
+        self._settled.pop((workflow, instance_id))
         try:
             engine = self.engine(workflow, instance_id)
         except StorageError:  # a damaged file can still be deleted

@@ -10,6 +10,7 @@ file is gone are dropped). An instance file that cannot be read is listed with s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -25,6 +26,9 @@ SCHEMA_VERSION = 2
 """The layout of ``index.sqlite`` (``PRAGMA user_version``)."""
 
 INDEX_NAME = "index.sqlite"
+STATUS_DELAY_S = 0.05
+"""How long a status change may wait to be written to the index, with the others made
+meanwhile, in one commit."""
 QUARANTINE = "quarantine"
 """The folder (in the state directory) where damaged files are set aside."""
 
@@ -151,7 +155,9 @@ class InstanceIndex:
         self._state_dir = state_dir
         self.path = state_dir / INDEX_NAME
         self._pending: dict[tuple[str, str], tuple[str, float]] = {}
-        """Statuses not yet written because a write failed (written with the next one)."""
+        """Statuses not written yet (coalesced, or because a write failed)."""
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
         try:
             self._storage = DurableObjectStorage(self.path, _SCHEMA, SCHEMA_VERSION)
         except StorageError as exc:
@@ -168,8 +174,7 @@ class InstanceIndex:
 
     def close(self) -> None:
         """Close the file (idempotent)."""
-        with contextlib.suppress(StorageError):
-            self._flush_pending()
+        self.flush()
         self._storage.close()
 
     # -- reconciling with the instance files ----------------------------------------------
@@ -230,8 +235,27 @@ class InstanceIndex:
         self._insert(workflow, instance_id, status, now, now, None)
 
     def set_status(self, workflow: str, instance_id: str, status: str, now: float) -> None:
-        """Record an instance's new status (kept for later if the index cannot be written)."""
+        """Record an instance's new status; written with others within `STATUS_DELAY_S`.
+
+        The index may lag the instance files (never lead them): after a crash, resuming
+        reads each unfinished instance's own file and corrects its entry. Reads made here
+        see pending statuses at once; other processes within `STATUS_DELAY_S`.
+        """
         self._pending[(workflow, instance_id)] = (str(status), now)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        if self._flush_timer is None or self._flush_loop is not loop:  # none, or a dead loop's
+            self._flush_loop = loop
+            self._flush_timer = loop.call_later(STATUS_DELAY_S, self.flush)
+
+    def flush(self) -> None:
+        """Write the pending statuses now (kept for later if the index cannot be written)."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         try:
             self._flush_pending()
         except StorageError:
@@ -262,6 +286,7 @@ class InstanceIndex:
 
     def unfinished(self, workflow: str) -> list[str]:
         """Ids of ``workflow``'s readable instances that are not in a terminal status."""
+        self.flush()
         rows = self._storage.sql.exec(
             f"SELECT id FROM instances WHERE workflow = ? AND problem IS NULL "
             f"AND status NOT IN ({_TERMINAL_SQL})", workflow).raw()
@@ -273,6 +298,7 @@ class InstanceIndex:
         An instance whose file cannot be read is listed with status ``unknown`` and a
         ``problem`` saying why.
         """
+        self.flush()  # a status filter must see the pending statuses
         query = "SELECT id, status, created, modified, problem FROM instances WHERE workflow = ?"
         args: list[Any] = [workflow]
         if status is not None:
