@@ -13,22 +13,48 @@ Example:
 
 from __future__ import annotations
 
-from workflows_saga import WorkflowTimeoutError
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from .clock import Clock, RealClock, VirtualClock
-from .durable_object import DurableObjectNamespace, DurableObjectStorage
-from .emulator import Emulator, Instance, Workflow
-from .errors import (
-    DamagedStateError,
-    EmulatorError,
-    InstanceNotFoundError,
-    InvalidActionError,
-    ProjectConfigError,
-    StateDirectoryBusy,
-    StorageError,
-    WorkflowError,
-)
-from .log_fold import StepRow
+if TYPE_CHECKING:
+    from workflows_saga import WorkflowTimeoutError
+
+    from .clock import Clock, RealClock, VirtualClock
+    from .durable_object import DurableObjectNamespace, DurableObjectStorage
+    from .emulator import Emulator, Instance, Workflow
+    from .errors import (
+        DamagedStateError,
+        EmulatorError,
+        InstanceNotFoundError,
+        InvalidActionError,
+        ProjectConfigError,
+        StateDirectoryBusy,
+        StorageError,
+        WorkflowError,
+    )
+    from .log_fold import StepRow
+
+# Loaded on first use, so the CLI's read-only commands start without the engine.
+_HOMES = {
+    "WorkflowTimeoutError": "workflows_saga",
+    "Clock": ".clock", "RealClock": ".clock", "VirtualClock": ".clock",
+    "DurableObjectNamespace": ".durable_object", "DurableObjectStorage": ".durable_object",
+    "Emulator": ".emulator", "Instance": ".emulator", "Workflow": ".emulator",
+    "StepRow": ".log_fold",
+    **dict.fromkeys(("DamagedStateError", "EmulatorError", "InstanceNotFoundError",
+                     "InvalidActionError", "ProjectConfigError", "StateDirectoryBusy",
+                     "StorageError", "WorkflowError"), ".errors"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Clock",

@@ -27,13 +27,13 @@ import workflows_saga
 
 from .bindings.config import BindingConfigs, parse_bindings
 from .bindings.doubles import DoublesSource, load_doubles
-from .emulator import Emulator, Workflow
 from .errors import ProjectConfigError
 from .state_lock import StateLock
 from .values import ID_PATTERN, MAX_NAME
 
 if TYPE_CHECKING:
     from .bindings.project_bindings import ProjectBindings
+    from .emulator import Emulator, Workflow
 
 CONFIG_NAMES = ("wrangler.toml", "wrangler.jsonc", "wrangler.json")
 BINDING_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # used with fullmatch
@@ -460,6 +460,7 @@ def open_runtime_sync(project: Project, state_dir: str | Path, *, clock: str = "
     `bindings.doubles`); by default ``emulator_doubles.py`` beside the wrangler file, if any.
     """
     from .bindings.project_bindings import ProjectBindings
+    from .emulator import Emulator
     from .workers_shim.env import ExecutionContext, make_env
 
     with project_imports(project):

@@ -6,13 +6,11 @@ import argparse
 import asyncio
 import json
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from ..devserver import API_PREFIX, InstanceApi
+from ..devserver.api_views import API_PREFIX, InstanceApi
 from ..project import load_project, open_runtime_sync
 from ..state_lock import StateLock, running_server
 
@@ -62,6 +60,9 @@ def run_command(args: argparse.Namespace, command: Command, *, read_only: bool =
 
 
 def _http_call(base: str) -> Call:
+    import urllib.error  # only with a server: it costs a tenth of the CLI's start
+    import urllib.request
+
     async def call(method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(base + API_PREFIX + path, data=data, method=method,

@@ -18,10 +18,10 @@ from ..events import STATUSES
 from ..project import load_project
 from ..state_doctor import Finding, examine, quarantine
 from ..state_lock import StateLock, holder
-from ..values import shown
 from .client import Call, CliError, run_command
 from .parser import build_parser
 from .render import (
+    json_text,
     render_doctor,
     render_instance,
     render_instances,
@@ -89,7 +89,7 @@ async def _workflows(args: argparse.Namespace, call: Call) -> int:
 
 
 def _out(args: argparse.Namespace, result: Any, text: str) -> None:
-    print(json.dumps(result, indent=2, default=shown) if args.json else text)
+    print(json_text(result) if args.json else text)
 
 
 def _path(name: str, *rest: str) -> str:

@@ -12,17 +12,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .api_views import API_PREFIX, ApiError, ApiRequest, ApiResponse, InstanceApi
-from .describe import describe_instance
-from .worker_fetch import fetch_handler
-
 if TYPE_CHECKING:
+    from .api_views import API_PREFIX, ApiError, ApiRequest, ApiResponse, InstanceApi
+    from .describe import describe_instance
     from .http_transport import MAX_BODY, HttpLimits, HttpResponse, HttpServer
     from .server import DevServer, run_dev
+    from .worker_fetch import fetch_handler
 
-# The HTTP server (aiohttp, about a third of a second to import) loads on first use, so the
-# CLI's other commands start without it.
-_LAZY = {"MAX_BODY": "http_transport", "HttpLimits": "http_transport",
+# Everything loads on first use: the HTTP server (aiohttp, about a third of a second to
+# import) and the Worker's fetch path, so the CLI's other commands start without them.
+_LAZY = {"API_PREFIX": "api_views", "ApiError": "api_views", "ApiRequest": "api_views",
+         "ApiResponse": "api_views", "InstanceApi": "api_views",
+         "describe_instance": "describe", "fetch_handler": "worker_fetch",
+         "MAX_BODY": "http_transport", "HttpLimits": "http_transport",
          "HttpResponse": "http_transport", "HttpServer": "http_transport",
          "DevServer": "server", "run_dev": "server"}
 

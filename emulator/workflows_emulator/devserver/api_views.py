@@ -24,14 +24,16 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..emulator import Instance, Workflow
 from ..errors import EmulatorError, InstanceNotFoundError, StorageError
 from ..events import STATUSES, TERMINAL
 from ..project import Project, Runtime
 from .describe import describe_instance
+
+if TYPE_CHECKING:
+    from ..emulator import Instance, Workflow
 
 API_PREFIX = "/__workflows/api"
 ACTIONS = ("pause", "resume", "restart", "terminate")
