@@ -152,13 +152,13 @@ async def test_checksums_and_metadata_limits(bucket: R2Bucket) -> None:
         await bucket.put("k", "value", md5="00")
     with pytest.raises(TypeError, match="multiple hashing algorithms"):
         await bucket.put("k", "value", md5=hashlib.md5(b"value").hexdigest(), sha1=sha1)
-    await bucket.put("k", "value", customMetadata={"key": "x" * 2045})
+    await bucket.put("k", "value", customMetadata={"key": "x" * 8189})  # 8192 bytes
     with pytest.raises(R2Error, match=r"^put: Your metadata headers exceed the maximum allowed "
                                       r"metadata size\. \(10012\)$"):
-        await bucket.put("k", "value", customMetadata={"key": "x" * 2046})
-    await bucket.put("k", "value", customMetadata={"key1": "\U0001f642" * 511})  # 2048 bytes
+        await bucket.put("k", "value", customMetadata={"key": "x" * 8190})
+    await bucket.put("k", "value", customMetadata={"key1": "\U0001f642" * 2047})  # 8192 bytes
     with pytest.raises(R2Error, match="10012"):
-        await bucket.put("k", "value", customMetadata={"key12": "\U0001f642" * 511})
+        await bucket.put("k", "value", customMetadata={"key12": "\U0001f642" * 2047})
     with pytest.raises(R2Error, match=r"^head: The specified object name is not valid\. "
                                       r"\(10020\)$"):
         await bucket.head("x" * 1025)

@@ -40,7 +40,7 @@ from .kv import ByteStream, SqliteFile
 MAX_KEY_BYTES = 1024
 MAX_LIST_KEYS = 1000
 MAX_LIST_KEYS_WITH_METADATA = 100
-MAX_CUSTOM_METADATA = 2048
+MAX_CUSTOM_METADATA = 8192  # R2's current limit, as miniflare 5 checks it
 MAX_VALUE_BYTES = 5_368_709_120 - 5_242_880  # 5 GiB - 5 MiB
 HTTP_FIELDS = ("contentType", "contentLanguage", "contentDisposition", "contentEncoding",
                "cacheControl", "cacheExpiry")
