@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -266,3 +268,37 @@ async def test_closed_namespace_says_so(tmp_path: Path, clock: VirtualClock) -> 
     ns.close()
     with pytest.raises(RuntimeError, match="was closed"):
         await ns.get("k")
+
+
+WRITER = """
+import asyncio, sys
+from pathlib import Path
+from workflows_emulator.bindings.kv import KvNamespace
+from workflows_emulator.clock import RealClock
+
+async def main() -> None:
+    ns = KvNamespace(Path(sys.argv[1]), RealClock())
+    for i in range(300):
+        await ns.put(f"w/{i:03d}", "x" * 1000)
+    ns.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_another_process_writes_while_this_one_reads(tmp_path: Path) -> None:
+    path = tmp_path / "kv" / "busy.sqlite"
+    reader = KvNamespace(path, VirtualClock())
+    try:
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)])
+        seen = 0
+        while writer.poll() is None:
+            await reader.put("reader", str(seen))  # writes from this side too
+            listed = await reader.list(prefix="w/")
+            assert [k.name for k in listed.keys] == [f"w/{i:03d}" for i in range(len(listed.keys))]
+            seen = max(seen, len(listed.keys))
+        assert writer.returncode == 0
+        assert len((await reader.list(prefix="w/")).keys) == 300
+        assert await reader.get("w/299") == "x" * 1000
+    finally:
+        reader.close()

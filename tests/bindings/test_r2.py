@@ -128,6 +128,7 @@ async def test_only_if_conditions(bucket: R2Bucket, clock: VirtualClock) -> None
     assert await bucket.put("k", "2", onlyIf={"uploadedAfter": future}) is None
     assert await bucket.put("new", "2", onlyIf={"etagMatches": etag}) is None
     assert await bucket.head("new") is None
+    assert len(_blob_files(bucket.root)) == 1  # refused puts leave no body behind
     second = await bucket.put("k", "2", onlyIf={"etagMatches": f'"{etag}"'})
     assert second is not None and await (await bucket.get("k")).text() == "2"
     assert await bucket.put("k", "3", onlyIf={"uploadedAfter": past}) is not None
