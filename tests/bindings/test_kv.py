@@ -12,7 +12,7 @@ import pytest
 
 from workflows_emulator.bindings.kv import ByteStream, KvError, KvNamespace
 from workflows_emulator.clock import VirtualClock
-from workflows_emulator.errors import DamagedStateError
+from workflows_emulator.errors import DamagedStateError, StorageError
 from workflows_emulator.workers_shim.rpc import JsDict
 
 NOW_S = 1_800_000_000
@@ -302,3 +302,10 @@ async def test_another_process_writes_while_this_one_reads(tmp_path: Path) -> No
         assert await reader.get("w/299") == "x" * 1000
     finally:
         reader.close()
+
+
+async def test_an_unusable_folder_is_a_storage_error_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "kv").write_text("a file where the folder should be")
+    with pytest.raises(StorageError) as caught:
+        KvNamespace(tmp_path / "kv" / "ns.sqlite", VirtualClock())
+    assert str(tmp_path / "kv" / "ns.sqlite") in str(caught.value)

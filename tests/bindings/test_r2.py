@@ -209,6 +209,8 @@ async def test_list_pagination_start_after_and_include(bucket: R2Bucket) -> None
             await bucket.list(limit=bad)
     with pytest.raises(ValueError, match="Unsupported include value bogus"):
         await bucket.list(include=["bogus"])
+    with pytest.raises(TypeError, match="include must be a list"):
+        await bucket.list(include="httpMetadata")
 
 
 async def test_list_with_delimiter(bucket: R2Bucket) -> None:

@@ -66,9 +66,10 @@ class SqliteFile:
 
     def __init__(self, path: Path, schema: str) -> None:
         self.path = path
+        self._conn: sqlite3.Connection | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn: sqlite3.Connection | None = sqlite3.connect(
+            self._conn = sqlite3.connect(
                 path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
                 check_same_thread=False)
             self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")

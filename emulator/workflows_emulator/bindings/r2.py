@@ -491,6 +491,8 @@ class R2Bucket:
         limit = MAX_LIST_KEYS if limit is None else limit
         if not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_KEYS:
             raise R2Error("list", "MaxKeys params must be positive integer <= 1000.", 10022)
+        if isinstance(opts.get("include"), str):
+            raise TypeError('include must be a list, such as ["httpMetadata", "customMetadata"]')
         include = list(opts.get("include") or [])
         for item in include:
             if item not in _INCLUDE:
