@@ -29,6 +29,7 @@ from .render import (
     render_workflow,
     render_workflows,
 )
+from .store_commands import run_store_command
 
 CommandFn = Callable[[argparse.Namespace, Call], Awaitable[None]]
 ACTION_VERBS = {"terminate": ("🥷", "terminated"), "pause": ("⏸️", "paused"),
@@ -47,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        args.doubles))
         if args.command == "doctor":
             return _doctor(args)
+        if args.command in ("kv", "r2"):
+            return run_store_command(args)
         read_only = (args.isub if args.sub == "instances" else args.sub) in ("list", "describe")
         return run_command(args, lambda call: _workflows(args, call), read_only=read_only)
     except (CliError, EmulatorError) as exc:

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     isub = inst.add_subparsers(dest="isub", required=True, metavar="SUBCOMMAND")
     _add_instance_queries(isub, shared)
     _add_instance_actions(isub, shared)
+    from .store_commands import add_store_commands  # here: store_commands imports this module
+
+    add_store_commands(top)
     return root
 
 
