@@ -261,6 +261,12 @@ def _binding(value: object, index: int) -> Any:
 _LEADING = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(\w+)", re.S)
 
 
+def _leading_word(statement: str) -> str:
+    """The statement's first keyword, upper-cased (after comments)."""
+    found = _LEADING.match(statement)
+    return found.group(1).upper() if found else ""
+
+
 class SqlStorage:
     """``ctx.storage.sql``: ``exec(query, *bindings)`` on the object's SQLite database."""
 
@@ -280,16 +286,23 @@ class SqlStorage:
         values = tuple(_binding(v, i) for i, v in enumerate(bindings))
         statements = _statements(query)
         storage = self._owner.storage
+        # Writes run in a transaction (atomic, and a commit the storage hooks see); a lone
+        # SELECT needs none.
+        reads_only = len(statements) == 1 and _leading_word(statements[0]) in ("SELECT", "VALUES")
+        with contextlib.nullcontext() if reads_only else storage.transaction():
+            return self._exec(storage.connection(), statements, values)
+
+    @staticmethod
+    def _exec(conn: sqlite3.Connection, statements: list[str],
+              values: tuple[Any, ...]) -> SqlCursor:
         refused: list[str] = []
-        with storage.transaction():
-            conn = storage.connection()
-            conn.set_authorizer(_authorizer(refused))
-            try:
-                for statement in statements[:-1]:
-                    _run(conn, statement, (), refused, several=True)
-                return _run(conn, statements[-1], values, refused, several=False)
-            finally:
-                conn.set_authorizer(None)
+        conn.set_authorizer(_authorizer(refused))
+        try:
+            for statement in statements[:-1]:
+                _run(conn, statement, (), refused, several=True)
+            return _run(conn, statements[-1], values, refused, several=False)
+        finally:
+            conn.set_authorizer(None)
 
     @property
     def databaseSize(self) -> int:
@@ -337,8 +350,7 @@ def _run(conn: sqlite3.Connection, statement: str, values: tuple[Any, ...],
             raise DurableObjectError(refused[0]) from exc
         raise _sql_error(conn, exc) from exc
     written = conn.total_changes - before
-    leading = _LEADING.match(statement)
-    changed_rows_read = leading is not None and leading.group(1).upper() in ("UPDATE", "DELETE")
+    changed_rows_read = _leading_word(statement) in ("UPDATE", "DELETE")
     columns = [d[0] for d in cursor.description or ()]
     return SqlCursor(columns, rows, len(rows) + (written if changed_rows_read else 0), written)
 
