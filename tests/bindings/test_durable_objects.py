@@ -25,7 +25,8 @@ from workflows_emulator.bindings.durable_objects import (
     DurableObjectNamespace,
 )
 from workflows_emulator.bindings.layout import do_dir
-from workflows_emulator.clock import VirtualClock
+from workflows_emulator.clock import RealClock, VirtualClock
+from workflows_emulator.durable_object import OpenFiles
 from workflows_emulator.errors import EmulatorError
 from workflows_emulator.workers_shim import DurableObject, Env, Request, Response
 from workflows_emulator.workers_shim.rpc import JsDict
@@ -252,6 +253,9 @@ async def test_fetch_on_a_stub(harness: Harness) -> None:
     assert await resp.text() == "POST https://do.local/path payload yes"
     req = Request("https://do.local/r", method="PUT", body=b"b")
     assert await (await stub.fetch(req)).text() == "PUT https://do.local/r b None"
+    again = Request("https://do.local/r", method="PUT", body=b"kept")
+    assert await (await stub.fetch(again, method="PATCH")).text() == \
+        "PATCH https://do.local/r kept None"
     with pytest.raises(TypeError, match="Fetch API cannot load: /relative"):
         await stub.fetch("/relative")
     with pytest.raises(TypeError, match="does not export a fetch"):
@@ -472,6 +476,11 @@ async def test_sql_errors_are_shaped_like_cloudflares(harness: Harness) -> None:
     for reserved in ("SELECT * FROM _kv", "DROP TABLE _alarm", "CREATE TABLE _kv (a)"):
         with pytest.raises(DurableObjectError, match="prohibited"):
             s.sql.exec(reserved)
+    for refused in ("PRAGMA user_version = 7", "PRAGMA journal_mode = DELETE",
+                    "ATTACH DATABASE 'elsewhere.db' AS other"):
+        with pytest.raises(DurableObjectError, match="SQLITE_AUTH"):
+            s.sql.exec(refused)
+    assert [c.name for c in s.sql.exec("PRAGMA table_info(t)")] == ["id"]
     with pytest.raises(TypeError, match="SQL binding 1"):
         s.sql.exec("SELECT ?", {"a": 1})
     # the failed statements changed nothing, and the connection still works
@@ -611,3 +620,55 @@ async def test_resume_alarms_after_reopen(harness: Harness) -> None:
 def test_resume_alarms_needs_a_running_loop(harness: Harness) -> None:
     with pytest.raises(EmulatorError, match="running loop"):
         harness.namespace(Alarmed).resume_alarms()
+
+
+async def test_wait_until_runs_in_the_background(harness: Harness) -> None:
+    class Later(DurableObject):
+        async def start(self) -> str:
+            async def later() -> None:
+                await asyncio.sleep(0.01)
+                await self.ctx.storage.put("later", "done")
+
+            self.ctx.waitUntil(later())
+            return "started"
+
+        async def value(self) -> Any:
+            return await self.ctx.storage.get("later")
+
+    ns = harness.namespace(Later)
+    assert await ns.getByName("w").start() == "started"
+    assert await ns.getByName("w").value() is None
+    await ns.settle()
+    assert await ns.getByName("w").value() == "done"
+
+
+async def test_objects_share_an_open_files_budget(tmp_path: Path) -> None:
+    files = OpenFiles(2)
+    clock = VirtualClock(START_MS)
+    ns = DurableObjectNamespace(Counter, class_name="Counter", directory=tmp_path / "do",
+                                clock=clock, files=files)
+    try:
+        for round_ in (1, 2):
+            for i in range(5):
+                assert await ns.getByName(f"o{i}").add(1) == round_
+                assert len(files) <= 2
+    finally:
+        ns.close()
+        files.finish()
+    assert len(list((tmp_path / "do").glob("*.sqlite"))) == 5
+
+
+async def test_alarm_on_the_real_clock(tmp_path: Path) -> None:
+    """The dev server's clock: the alarm fires on the event loop's own timer."""
+    clock = RealClock()
+    ns = DurableObjectNamespace(NoArgAlarm, class_name="NoArgAlarm", directory=tmp_path / "do",
+                                clock=clock)
+    try:
+        await ns.getByName("r").schedule(clock.now_ms() + 50)
+        for _ in range(200):
+            if await ns.getByName("r").fired():
+                break
+            await asyncio.sleep(0.01)
+        assert await ns.getByName("r").fired() is True
+    finally:
+        ns.close()

@@ -54,6 +54,14 @@ ALARM_RETRY_MAX = 6
 MAX_KEY_BYTES = 2048
 _HEX_ID = re.compile(r"[0-9a-fA-F]{64}")
 _RESERVED_TABLES = frozenset({"_kv", "_alarm"})
+_ALLOWED_PRAGMAS = frozenset({
+    "data_version", "defer_foreign_keys", "foreign_keys", "foreign_key_check",
+    "foreign_key_list", "index_info", "index_list", "index_xinfo", "integrity_check",
+    "optimize", "quick_check", "table_info", "table_list", "table_xinfo",
+    "case_sensitive_like", "legacy_alter_table", "recursive_triggers",
+    "reverse_unordered_selects"})
+"""What user SQL may run as PRAGMA: schema questions and per-connection SQL behaviour, not
+settings that would change the file for the emulator (journal mode, user_version)."""
 _BYTES = "$workflows-emulator:bytes"
 """The tag of stored bytes (base64), as `values` tags a datetime."""
 _TRANSACTION_SQL = (
@@ -320,6 +328,14 @@ def _authorizer(refused: list[str]) -> Callable[[int, str | None, str | None, st
               _trigger: str | None) -> int:
         if action in (sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT):
             refused.append(_TRANSACTION_SQL)
+            return sqlite3.SQLITE_DENY
+        if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+            refused.append("ATTACH and DETACH are not allowed: a Durable Object has one "
+                           "database: SQLITE_AUTH")
+            return sqlite3.SQLITE_DENY
+        if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() not in _ALLOWED_PRAGMAS:
+            refused.append(f"PRAGMA {arg1} is not allowed in a Durable Object (allowed: "
+                           f"{', '.join(sorted(_ALLOWED_PRAGMAS))}): SQLITE_AUTH")
             return sqlite3.SQLITE_DENY
         for name in (arg1, arg2):
             if name is not None and name.lower() in _RESERVED_TABLES:
@@ -760,7 +776,7 @@ def make_request(input: str | Request, init: Mapping[str, Any] | None,
             return input
         return Request(input.url, method=opts.get("method", input.method),
                        headers=opts.get("headers", input.headers),
-                       body=opts.get("body", input._take()))
+                       body=opts["body"] if "body" in opts else input._take())
     if not isinstance(input, str):
         raise TypeError(f"fetch() takes a URL string or a Request, not {type(input).__name__}")
     if "://" not in input:
