@@ -451,6 +451,20 @@ class DurableObjectStorage:
         else:
             conn.close()
 
+    def connection(self) -> sqlite3.Connection:
+        """The open connection, reopened if it was released: for SQLite features `sql` does
+        not offer (an authorizer on user SQL). Use it inside `transaction`, where the
+        connection budget cannot release it."""
+        conn = self._conn
+        if isinstance(conn, sqlite3.Connection):
+            return conn
+        if self._closed:
+            raise StorageError(self.path, "the storage is closed")
+        try:
+            return self._reconnect()
+        except sqlite3.Error as exc:
+            raise storage_error(self.path, exc) from exc
+
     @property
     def is_closed(self) -> bool:
         """Whether `close` was called."""

@@ -125,7 +125,13 @@ class WorkerEntrypoint:
 
 
 class DurableObject:
-    """Base class of a Durable Object (its bindings are not emulated: only the class imports)."""
+    """Base class of a Durable Object: ``def __init__(self, ctx, env)``, then RPC methods, an
+    optional ``async def fetch(self, request)`` and ``async def alarm(self, alarm_info)``.
+
+    ``ctx`` is the object's `bindings.durable_objects.DurableObjectState` (``ctx.id``,
+    ``ctx.storage``, ``ctx.wait_until``, ``ctx.block_concurrency_while``); the namespace
+    binding builds one instance per object id.
+    """
 
     def __init__(self, ctx: Any = None, env: Any = None) -> None:
         self.ctx = ctx
