@@ -15,7 +15,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from workflows_saga import Duration
 
@@ -45,6 +45,14 @@ DEFAULT_STEP_LIMIT = 10_000
 def _kebab(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
 
+
+
+class OwnedResource(Protocol):
+    """Something an `Emulator` closes with itself (see `Emulator.own`)."""
+
+    def close(self) -> None: ...
+
+    async def settle(self) -> None: ...
 
 class Emulator:
     """A local Cloudflare Workflows engine.
@@ -110,6 +118,7 @@ class Emulator:
             self._release_lock()
             raise
         self.files = OpenFiles(max_open_files)
+        self._owned: list[OwnedResource] = []
         self._scheduler = Scheduler(clock, self._index, max_concurrency)
         self._catalog = InstanceCatalog(self.state_dir, self._scheduler, self._index,
                                         self.compatibility, self.files)
@@ -142,6 +151,7 @@ class Emulator:
         try:
             await self._catalog.close(drain_timeout)
         finally:
+            self._close_owned()
             self.files.finish()
             self._index.close()
             self._release_lock()
@@ -158,6 +168,7 @@ class Emulator:
             return
         self._catalog.close_idle()
         self._closed = True
+        self._close_owned()
         self.files.finish()
         self._index.close()
         self._release_lock()
@@ -208,6 +219,7 @@ class Emulator:
         within the same advance.
         """
         await self._scheduler.advance(duration)
+        await self._settle_owned()
 
     async def settle(self) -> None:
         """Let every instance run until nothing more is ready to run, without moving time.
@@ -216,6 +228,23 @@ class Emulator:
         parked (on a timer, an event, a slot) or inside a running step callback.
         """
         await self._scheduler.settle()
+        await self._settle_owned()
+
+    def own(self, resource: OwnedResource) -> None:
+        """Close ``resource`` with the emulator, once its instances have stopped (they may
+        use it until then), and let `settle`/`advance` wait for its background work, such
+        as the Durable Object alarms of a project's bindings."""
+        self._owned.append(resource)
+
+    async def _settle_owned(self) -> None:
+        for resource in self._owned:
+            await resource.settle()
+        if self._owned:
+            await self._scheduler.settle()  # what the background work started
+
+    def _close_owned(self) -> None:
+        while self._owned:
+            self._owned.pop().close()
 
 
 class Workflow:

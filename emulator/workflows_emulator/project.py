@@ -472,7 +472,8 @@ def open_runtime_sync(project: Project, state_dir: str | Path, *, clock: str = "
         stores: ProjectBindings | None = None
         try:
             stores = ProjectBindings(project, Path(state_dir), emu.clock, module,
-                                     load_doubles(project, doubles))
+                                     load_doubles(project, doubles), emu.files)
+            emu.own(stores)  # closed once the instances that may use it have stopped
             by_name = {w.name: w.step_limit for w in project.workflows}
             env, bindings = make_env(project, stores.values)
             stores.attach_env(env)
@@ -484,9 +485,11 @@ def open_runtime_sync(project: Project, state_dir: str | Path, *, clock: str = "
             for wf in project.workflows:
                 bindings[wf.binding].attach(workflows[wf.name])
             yield Runtime(project, emu, module, env, workflows, stores)
-        finally:
+        except BaseException:
             if stores is not None:
                 stores.close()
+            raise
+        finally:
             emu.close_idle()
 
 

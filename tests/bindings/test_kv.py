@@ -151,7 +151,7 @@ async def test_expiry_follows_the_clock(kv: KvNamespace, clock: VirtualClock) ->
     await kv.put("at", "b", expiration=NOW_S + 120)
     await kv.put("forever", "c")
     listed = await kv.list()
-    assert listed.keys == [{"name": "at", "expiration": NOW_S + 120}, {"name": "forever"},
+    assert listed["keys"] == [{"name": "at", "expiration": NOW_S + 120}, {"name": "forever"},
                            {"name": "ttl", "expiration": NOW_S + 60}]
     clock.advance(59_999)
     assert await kv.get("ttl") == "a"
@@ -159,11 +159,11 @@ async def test_expiry_follows_the_clock(kv: KvNamespace, clock: VirtualClock) ->
     assert await kv.get("ttl") is None
     assert await kv.getWithMetadata("ttl") == {"value": None, "metadata": None,
                                                "cacheStatus": None}
-    assert [k.name for k in (await kv.list()).keys] == ["at", "forever"]
+    assert [k.name for k in (await kv.list())["keys"]] == ["at", "forever"]
     assert await kv.get(["ttl", "at"]) == {"ttl": None, "at": "b"}
     clock.advance(60_000)
     assert await kv.get("at") is None
-    assert [k.name for k in (await kv.list()).keys] == ["forever"]
+    assert [k.name for k in (await kv.list())["keys"]] == ["forever"]
     # an expired key can be written again
     await kv.put("ttl", "again")
     assert await kv.get("ttl") == "again"
@@ -172,7 +172,7 @@ async def test_expiry_follows_the_clock(kv: KvNamespace, clock: VirtualClock) ->
 async def test_list_sorted_bytewise_with_prefix_and_metadata(kv: KvNamespace) -> None:
     for key in ["b", "a", "é", "z", "A", ", ", "!", "\U0001f600", "ab"]:
         await kv.put(key, "v")
-    names = [k.name for k in (await kv.list()).keys]
+    names = [k.name for k in (await kv.list())["keys"]]
     assert names == sorted(names, key=lambda n: n.encode("utf-8"))
     assert names[:3] == ["!", ", ", "A"] and names[-2:] == ["é", "\U0001f600"]
     await kv.put("user:1", "v", metadata={"role": "admin"})
@@ -183,7 +183,7 @@ async def test_list_sorted_bytewise_with_prefix_and_metadata(kv: KvNamespace) ->
                              {"name": "user:2"}],
                     "list_complete": True, "cacheStatus": None}
     assert "cursor" not in page
-    assert (await kv.list({"prefix": "nothing"})).keys == []
+    assert (await kv.list({"prefix": "nothing"}))["keys"] == []
 
 
 async def test_list_paginates_with_stable_cursors(kv: KvNamespace) -> None:
@@ -193,7 +193,7 @@ async def test_list_paginates_with_stable_cursors(kv: KvNamespace) -> None:
     pages, cursor = [], None
     while True:
         page = await kv.list(prefix="p/", limit=2, cursor=cursor)
-        pages.append([k.name for k in page.keys])
+        pages.append([k.name for k in page["keys"]])
         if page.list_complete:
             assert "cursor" not in page
             break
@@ -206,8 +206,8 @@ async def test_list_paginates_with_stable_cursors(kv: KvNamespace) -> None:
     await kv.put("p/0a", "x")
     await kv.put("p/1a", "y")
     again = await kv.list(prefix="p/", limit=2, cursor=first.cursor)
-    assert [k.name for k in again.keys] == ["p/1a", "p/2"]
-    assert (await kv.list(prefix="p/", limit=2, cursor=first.cursor)).keys == again.keys
+    assert [k.name for k in again["keys"]] == ["p/1a", "p/2"]
+    assert (await kv.list(prefix="p/", limit=2, cursor=first.cursor))["keys"] == again["keys"]
     with pytest.raises(KvError, match="Invalid cursor"):
         await kv.list(cursor="%%%")
 
@@ -216,7 +216,7 @@ async def test_delete_and_overwrite(kv: KvNamespace) -> None:
     await kv.put("k", "1", metadata={"v": 1}, expirationTtl=600)
     await kv.put("k", "2")
     assert await kv.getWithMetadata("k") == {"value": "2", "metadata": None, "cacheStatus": None}
-    assert (await kv.list()).keys == [{"name": "k"}]
+    assert (await kv.list())["keys"] == [{"name": "k"}]
     await kv.delete("k")
     await kv.delete("k")  # missing: nothing happens
     assert await kv.get("k") is None
@@ -242,7 +242,7 @@ async def test_persists_across_reopen_and_second_connection_sees_writes(
     try:
         assert await reopened.getWithMetadata("kept") == {"value": "yes", "metadata": None,
                                                           "cacheStatus": None}
-        assert (await reopened.list()).keys[0].expiration == NOW_S + 3600
+        assert (await reopened.list())["keys"][0].expiration == NOW_S + 3600
     finally:
         reopened.close()
     conn = sqlite3.connect(path)
@@ -295,10 +295,10 @@ async def test_another_process_writes_while_this_one_reads(tmp_path: Path) -> No
         while writer.poll() is None:
             await reader.put("reader", str(seen))  # writes from this side too
             listed = await reader.list(prefix="w/")
-            assert [k.name for k in listed.keys] == [f"w/{i:03d}" for i in range(len(listed.keys))]
-            seen = max(seen, len(listed.keys))
+            assert [k.name for k in listed["keys"]] == [f"w/{i:03d}" for i in range(len(listed["keys"]))]
+            seen = max(seen, len(listed["keys"]))
         assert writer.returncode == 0
-        assert len((await reader.list(prefix="w/")).keys) == 300
+        assert len((await reader.list(prefix="w/"))["keys"]) == 300
         assert await reader.get("w/299") == "x" * 1000
     finally:
         reader.close()

@@ -271,15 +271,6 @@ def _decode(raw: bytes, type_: str, op: str) -> Any:
     return text
 
 
-class KvListResult(JsDict):
-    """A ``list()`` page: a `JsDict` whose ``keys`` attribute is the list of keys, as in JS
-    (``page.keys``); the dict method is still there as ``dict.keys(page)``."""
-
-    @property
-    def keys(self) -> Any:
-        return self["keys"]
-
-
 class KvNamespace:
     """One KV namespace: ``env.MY_KV`` in a Python Worker.
 
@@ -402,7 +393,7 @@ class KvNamespace:
         return out
 
     async def list(self, options: Mapping[str, Any] | None = None, /,
-                   **kwargs: Any) -> KvListResult:
+                   **kwargs: Any) -> JsDict:
         """``{"keys": [{"name", "expiration"?, "metadata"?}], "list_complete", "cursor"?,
         "cacheStatus"}``: keys in UTF-8 byte order, at most ``limit`` (default and maximum
         1000) per page; pass the page's ``cursor`` back for the next one."""
@@ -433,7 +424,9 @@ class KvNamespace:
             if metadata is not None:
                 entry["metadata"] = _metadata(metadata)
             keys.append(entry)
-        result = KvListResult(keys=keys, list_complete=not more)
+        # As the Python SDK returns it: a JsDict, so ``page["keys"]`` (``page.keys`` is the dict
+        # method there too).
+        result = JsDict(keys=keys, list_complete=not more)
         if more:
             result["cursor"] = base64.b64encode(rows[limit - 1][0].encode("utf-8")).decode("ascii")
         result["cacheStatus"] = None

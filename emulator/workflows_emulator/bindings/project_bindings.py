@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ..clock import Clock
+from ..durable_object import OpenFiles
 from ..errors import ProjectConfigError
 from ..workers_shim.outbound import route_fetch
 from . import layout
@@ -29,11 +30,12 @@ class ProjectBindings:
     """The opened bindings of one project: ``values`` go into ``env``."""
 
     def __init__(self, project: Project, state_dir: Path, clock: Clock, module: ModuleType,
-                 doubles: dict[str, Any]) -> None:
+                 doubles: dict[str, Any], files: OpenFiles | None = None) -> None:
         self.values: dict[str, Any] = {}
         self._closers: list[Callable[[], None]] = []
         self._needs_env: list[Any] = []
-        self._alarms: list[Any] = []
+        self._namespaces: dict[str, Any] = {}  # one per class: one live object per id
+        self._files = files
         self._fetch = contextlib.ExitStack()
         try:
             self._open(project, state_dir, clock, module, doubles)
@@ -68,14 +70,17 @@ class ProjectBindings:
             if do.binding not in doubles:
                 from .durable_objects import DurableObjectNamespace
 
-                cls = _project_class(project, module, do.class_name,
-                                     f'[[durable_objects.bindings]] "{do.binding}"')
-                ns = DurableObjectNamespace(cls, class_name=do.class_name,
-                                            directory=layout.do_dir(state, do.class_name),
-                                            clock=clock)
-                self._store(do.binding, ns)
-                self._needs_env.append(ns)
-                self._alarms.append(ns)
+                ns = self._namespaces.get(do.class_name)
+                if ns is None:
+                    cls = _project_class(project, module, do.class_name,
+                                         f'[[durable_objects.bindings]] "{do.binding}"')
+                    ns = DurableObjectNamespace(cls, class_name=do.class_name,
+                                                directory=layout.do_dir(state, do.class_name),
+                                                clock=clock, files=self._files)
+                    self._namespaces[do.class_name] = ns
+                    self._closers.append(ns.close)
+                    self._needs_env.append(ns)
+                self.values[do.binding] = ns
         for svc in configs.services:
             if svc.binding not in doubles:
                 from .services import ServiceBinding
@@ -102,9 +107,15 @@ class ProjectBindings:
             binding.attach_env(env)
 
     def resume(self) -> None:
-        """Re-arm the Durable Object alarms persisted before this process started."""
-        for ns in self._alarms:
+        """Re-arm the Durable Object alarms persisted before this process started (call with
+        the event loop running)."""
+        for ns in self._namespaces.values():
             ns.resume_alarms()
+
+    async def settle(self) -> None:
+        """Wait for running alarm handlers and ``wait_until`` work of Durable Objects."""
+        for ns in self._namespaces.values():
+            await ns.settle()
 
     def close(self) -> None:
         """Close every store opened (stops alarms); the fetch route is removed."""

@@ -197,7 +197,7 @@ async def _kv_list(args: argparse.Namespace) -> None:
         cursor = None
         while True:
             page = await kv.list(prefix=args.prefix, cursor=cursor)
-            keys += page.keys
+            keys += page["keys"]
             if page["list_complete"]:
                 break
             cursor = page["cursor"]
