@@ -239,3 +239,15 @@ async def test_a_service_of_another_worker_needs_a_double(tmp_path: Path) -> Non
     with pytest.raises(ProjectConfigError, match='binds the Worker "billing", but only this '
                        'project \\("shop"\\) runs here'):
         await run_flow(config, tmp_path / "state")
+
+
+async def test_the_readme_doubles_module_works_as_written(tmp_path: Path) -> None:
+    from readme_blocks import readme_block
+
+    root = tmp_path / "p"
+    config = write(root, extra='\n[ai]\nbinding = "AI"\n', entry=ENTRY.replace(
+        "return [await remember()",
+        'return [(await env.AI.run("@cf/llava", {"image": []}))["response"], await remember()'))
+    (root / "emulator_doubles.py").write_text(readme_block("# emulator_doubles.py"))
+    status = await run_flow(config, tmp_path / "state")
+    assert status["output"][0] == "a cat on a sofa"
