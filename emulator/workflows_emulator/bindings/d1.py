@@ -554,22 +554,26 @@ def apply_migration(db: D1Database, migrations_dir: Path, name: str) -> None:
         D1MigrationError: the file's SQL failed (nothing of it is kept).
     """
     sql = (Path(migrations_dir) / name).read_text(encoding="utf-8")
-    sql = sql.replace("BEGIN TRANSACTION;", "", 1).replace("COMMIT;", "", 1)  # a .dump file
     quoted = name.replace("'", "''")
     record = f"INSERT INTO {MIGRATIONS_TABLE} (name) values ('{quoted}');"
     try:
-        statements = [s for s in _split_script(sql) if strip_comments(s).strip(" \t\r\n;")]
-        db._transaction([(s, []) for s in [*statements, record]])
+        db._transaction([(s, []) for s in [*script_statements(sql), record]])
     except _Failed as exc:
         raise D1MigrationError(f"Migration {name} failed: {exc}", name) from None
 
 
-def _split_script(sql: str) -> list[str]:
-    """A SQL file's statements (wrangler sends each as one statement of a batch)."""
-    out, rest = [], sql.strip()
+def script_statements(sql: str) -> list[str]:
+    """A SQL script's statements, each to run as one statement of a batch (as wrangler's
+    ``d1 execute --file`` and ``d1 migrations apply`` do); comment-only ones are dropped,
+    and the ``BEGIN TRANSACTION;`` / ``COMMIT;`` around a ``.dump`` file removed."""
+    if "BEGIN TRANSACTION;" in sql:
+        sql = sql.replace("BEGIN TRANSACTION;", "", 1).replace("COMMIT;", "", 1)
+    rest = sql.strip()
+    out = []
     while rest:
         end = _statement_end(rest)
-        out.append(rest[:end])
+        if strip_comments(rest[:end]).strip(" \t\r\n;"):
+            out.append(rest[:end])
         rest = rest[end:].strip()
     return out
 

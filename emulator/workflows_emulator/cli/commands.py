@@ -20,6 +20,7 @@ from ..state_doctor import Finding, examine, quarantine
 from ..state_lock import StateLock, holder
 from ..values import shown
 from .client import Call, CliError, run_command
+from .d1_commands import run_d1
 from .parser import build_parser
 from .render import (
     render_doctor,
@@ -46,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_dev(project, Path(args.persist_to), args.ip, args.port))
         if args.command == "doctor":
             return _doctor(args)
+        if args.command == "d1":
+            return run_d1(args)
         read_only = (args.isub if args.sub == "instances" else args.sub) in ("list", "describe")
         return run_command(args, lambda call: _workflows(args, call), read_only=read_only)
     except (CliError, EmulatorError) as exc:

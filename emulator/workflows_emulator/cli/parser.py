@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TypeAlias
 
+from .d1_commands import add_d1_parser
+
 DEFAULT_STATE = ".workflows-emulator"
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     isub = inst.add_subparsers(dest="isub", required=True, metavar="SUBCOMMAND")
     _add_instance_queries(isub, shared)
     _add_instance_actions(isub, shared)
+    add_d1_parser(top, DEFAULT_STATE)
     return root
 
 
