@@ -188,7 +188,9 @@ async def test_parameters_by_number_and_in_several_statements(db: D1Database) ->
 
 @pytest.mark.parametrize(("sql", "params", "message"), [
     ("SELECT * FROM nosuch", (), "D1_ERROR: no such table: nosuch: SQLITE_ERROR"),
-    ("SELEC 1", (), 'D1_ERROR: near "SELEC": syntax error: SQLITE_ERROR'),
+    ("SELEC 1", (), 'D1_ERROR: near "SELEC": syntax error at offset 0: SQLITE_ERROR'),
+    ("SELECT 1;\n  SELECT nosuchcol FROM people", (),
+     "D1_ERROR: no such column: nosuchcol at offset 7: SQLITE_ERROR"),
     ("INSERT INTO people (id, name) VALUES (1, 'x')", (),
      "D1_ERROR: UNIQUE constraint failed: people.id: SQLITE_CONSTRAINT "
      "(extended: SQLITE_CONSTRAINT_PRIMARYKEY)"),
@@ -400,3 +402,11 @@ def test_script_statements_split_like_wrangler() -> None:
                                        "INSERT INTO t VALUES ('a;b');"]
     assert script_statements("SELECT 1") == ["SELECT 1"]
     assert script_statements("  -- nothing\n") == []
+
+
+async def test_an_error_on_schema_of_the_same_batch_has_no_offset(db: D1Database) -> None:
+    # The offset comes from compiling the statement again on a connection of its own, which
+    # cannot see the batch's uncommitted CREATE TABLE (workerd would say "at offset 7").
+    with pytest.raises(D1Error) as info:
+        await db.batch([db.prepare("CREATE TABLE fresh (a)"), db.prepare("SELECT b FROM fresh")])
+    assert str(info.value) == "D1_ERROR: no such column: b: SQLITE_ERROR"

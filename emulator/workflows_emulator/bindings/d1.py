@@ -15,14 +15,17 @@ recording each file in wrangler's ``d1_migrations`` table.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import math
+import os
 import re
 import sqlite3
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -238,6 +241,8 @@ class D1Database:
             D1Error: ``D1_EXEC_ERROR: Error in line 1: <first line>: <SQLite's message>``
                 (D1 names the first line whichever failed; nothing is kept).
         """
+        if not isinstance(query, str):
+            raise TypeError(f"exec() takes the SQL text as a str, not {type(query).__name__}")
         lines = query.strip().split("\n")
         try:
             outcomes = self._transaction([(line, []) for line in lines])
@@ -269,17 +274,20 @@ class D1Database:
             try:
                 outcomes = [self._query(sql, params) for sql, params in queries]
             except BaseException:
-                with self._unguarded():
-                    self._conn.rollback()
+                self._rollback()
                 raise
             try:
                 with self._unguarded():
                     self._conn.commit()
             except sqlite3.Error as exc:
-                with self._unguarded():
-                    self._conn.rollback()
+                self._rollback()
                 raise self._storage_error(exc) from exc
             return outcomes
+
+    def _rollback(self) -> None:
+        """Undo the open transaction; a failure here never hides the error that led to it."""
+        with self._unguarded(), suppress(sqlite3.Error):
+            self._conn.rollback()
 
     def _query(self, sql: str, params: list[Any]) -> _Outcome:
         started = time.perf_counter()
@@ -322,16 +330,19 @@ class D1Database:
                 raise _Failed(WRONG_BINDINGS if last else ONLY_LAST_BINDS) from None
             raise _Failed(str(exc)) from None
         except sqlite3.Error as exc:
-            raise self._failure(exc) from None
+            raise self._failure(exc, text) from None
 
     def _position(self) -> tuple[int, int]:
         """``last_insert_rowid()`` and the database's size in bytes."""
-        row = self._conn.execute(
-            "SELECT last_insert_rowid(), page_count * page_size "
-            "FROM pragma_page_count(), pragma_page_size()").fetchone()
+        try:
+            row = self._conn.execute(
+                "SELECT last_insert_rowid(), page_count * page_size "
+                "FROM pragma_page_count(), pragma_page_size()").fetchone()
+        except sqlite3.Error as exc:
+            raise self._storage_error(exc) from exc
         return int(row[0]), int(row[1])
 
-    def _failure(self, exc: sqlite3.Error) -> Exception:
+    def _failure(self, exc: sqlite3.Error, sql: str) -> Exception:
         """A failed user statement: D1's message, or a `StorageError` if the disk failed."""
         name = str(getattr(exc, "sqlite_errorname", "") or "")
         if any(name.startswith(code) for code in _STORAGE_CODES):
@@ -340,7 +351,9 @@ class D1Database:
             return _Failed(self._refusal)
         code = getattr(exc, "sqlite_errorcode", None)
         primary = _PRIMARY_CODES.get(code & 0xFF, name) if isinstance(code, int) else name
-        text = f"{exc}: {primary}" if primary else str(exc)
+        offset = error_offset(self.path, sql, str(exc))
+        text = str(exc) if offset is None else f"{exc} at offset {offset}"
+        text = f"{text}: {primary}" if primary else text
         if name and name != primary:
             text += f" (extended: {name})"
         return _Failed(text)
@@ -438,6 +451,76 @@ def js_value(value: Any) -> Any:
     if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
         return float(value)
     return value
+
+
+# -- error offsets -------------------------------------------------------------------------------
+
+
+class _Sqlite:
+    """The SQLite library Python's ``sqlite3`` uses, through ctypes, for the one thing the
+    module does not expose: ``sqlite3_error_offset`` (D1 shows it in its messages)."""
+
+    def __init__(self) -> None:
+        import _sqlite3
+
+        lib = ctypes.CDLL(_sqlite3.__file__)  # resolves the library it links to
+        handle, stmt = ctypes.c_void_p, ctypes.c_void_p
+        self.open = lib.sqlite3_open_v2
+        self.open.argtypes = [ctypes.c_char_p, ctypes.POINTER(handle), ctypes.c_int,
+                              ctypes.c_char_p]
+        self.prepare = lib.sqlite3_prepare_v2
+        self.prepare.argtypes = [handle, ctypes.c_char_p, ctypes.c_int,
+                                 ctypes.POINTER(stmt), ctypes.POINTER(ctypes.c_char_p)]
+        self.errmsg = lib.sqlite3_errmsg
+        self.errmsg.argtypes, self.errmsg.restype = [handle], ctypes.c_char_p
+        self.offset = lib.sqlite3_error_offset
+        self.offset.argtypes, self.offset.restype = [handle], ctypes.c_int
+        self.finalize = lib.sqlite3_finalize
+        self.finalize.argtypes = [stmt]
+        self.close = lib.sqlite3_close_v2
+        self.close.argtypes = [handle]
+
+
+@functools.cache
+def _sqlite() -> _Sqlite | None:
+    try:
+        return _Sqlite()
+    except (ImportError, OSError, AttributeError):  # no such library or an older SQLite
+        return None
+
+
+def error_offsets_available() -> bool:
+    """Whether `error_offset` can find offsets (SQLite 3.38+, reachable through ctypes)."""
+    return _sqlite() is not None
+
+
+def error_offset(path: Path, sql: str, message: str) -> int | None:
+    """Where in ``sql`` SQLite places the error ``message`` (a UTF-8 byte offset), as workerd
+    reports it; None when SQLite gives none or it cannot be found.
+
+    SQLite compiles ``sql`` again on a read-only connection of its own: only an error it
+    reproduces with the same message counts (a table created earlier in the same
+    transaction is not visible there, for example).
+    """
+    lib = _sqlite()
+    if lib is None:
+        return None
+    encoded = sql.encode("utf-8", "surrogatepass")
+    db, stmt = ctypes.c_void_p(), ctypes.c_void_p()
+    try:
+        if lib.open(os.fsencode(path), ctypes.byref(db), 0x1, None) != 0:  # READONLY
+            return None
+        if lib.prepare(db, encoded, len(encoded), ctypes.byref(stmt), None) == 0:
+            return None
+        if (lib.errmsg(db) or b"").decode("utf-8", "replace") != message:
+            return None
+        offset = int(lib.offset(db))
+    finally:
+        if stmt.value:
+            lib.finalize(stmt)
+        if db.value:
+            lib.close(db)
+    return offset if offset >= 0 else None  # in bytes of UTF-8, as workerd reports it
 
 
 # -- SQL text --------------------------------------------------------------------------------------
