@@ -33,7 +33,9 @@ When Node or miniflare cannot run, the test fails (it never skips).
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,7 @@ REPO = Path(__file__).resolve().parents[2]
 NODE = REPO / "node_modules" / "node" / "bin" / "node"
 DRIVER = Path(__file__).resolve().parent / "d1_driver.mjs"
 EXACT_META = ("changes", "last_row_id", "changed_db", "served_by_primary", "total_attempts")
+DRIVER_TIMEOUT = 90  # seconds; it takes about 3
 OFFSET = re.compile(r" at offset \d+(?=: SQLITE_)")
 
 
@@ -160,10 +163,18 @@ def _run_miniflare(ops: list[dict[str, Any]], folder: Path) -> list[dict[str, An
     assert NODE.exists(), (
         f"{NODE} is missing: the differential tier needs the npm tooling (link /work/main's "
         "node_modules, or run npm install at the repository root)")
-    proc = subprocess.run([str(NODE), str(DRIVER), str(ops_path), str(folder / "miniflare")],
-                          capture_output=True, text=True, timeout=180, cwd=REPO)
-    assert proc.returncode == 0, f"miniflare driver failed:\n{proc.stderr[-3000:]}"
-    answer: list[dict[str, Any]] = json.loads(proc.stdout)["results"]
+    # Its own process group: on a timeout, workerd (miniflare's child) goes down with it.
+    proc = subprocess.Popen([str(NODE), str(DRIVER), str(ops_path), str(folder / "miniflare")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=DRIVER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise AssertionError(f"the miniflare driver ran over {DRIVER_TIMEOUT} s") from None
+    assert proc.returncode == 0, f"miniflare driver failed:\n{err[-3000:]}"
+    answer: list[dict[str, Any]] = json.loads(out)["results"]
     return answer
 
 
