@@ -2,10 +2,12 @@
 wrangler's local runtime (miniflare, driven by ``d1_driver.mjs`` in one Node 22 process) and
 through `workflows_emulator.bindings.d1.D1Database`; the normalised answers must be equal.
 
-Compared exactly: result rows, ``raw()`` lists, ``first()`` values, error messages, and the
-meta fields ``changes``, ``last_row_id``, ``changed_db``, ``served_by_primary`` and
-``total_attempts``. Compared by key set and JSON type only: every other meta field, and the
-``duration`` of ``exec``.
+Compared exactly, as JSON text (so ``2`` and ``2.0`` differ, and so does the order of keys),
+after turning the JS answer into what a Python Worker receives (Pyodide makes a JS number an
+``int`` only when it is a safe integer): result rows, ``raw()`` lists, ``first()`` values,
+error messages, and the meta fields ``changes``, ``last_row_id``, ``changed_db``,
+``served_by_primary`` and ``total_attempts``. Compared by key set and JSON type only: every
+other meta field, and the ``duration`` of ``exec``.
 
 Known differences, left on purpose (each normalised below, nowhere else):
 
@@ -223,6 +225,18 @@ async def _run_emulator(ops: list[dict[str, Any]], path: Path) -> list[dict[str,
     return out
 
 
+def _as_pyodide(value: Any) -> Any:
+    """A JS answer (read from JSON) as a Python Worker gets it: Pyodide turns a JS number into
+    an ``int`` only when it is a safe integer (at most 2**53 - 1), else into a ``float``."""
+    if isinstance(value, dict):
+        return {k: _as_pyodide(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_pyodide(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53 - 1:
+        return float(value)
+    return value
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "boolean"
@@ -243,6 +257,7 @@ def _meta(meta: dict[str, Any], counts: bool) -> dict[str, Any]:
 
 
 def _normalise(answer: dict[str, Any], counts: bool, offsets: bool) -> Any:
+    answer = json.loads(json.dumps(answer))  # a copy: the failure message shows the original
     if "error" in answer:
         return {"error": answer["error"] if offsets else OFFSET.sub("", answer["error"])}
     value = answer["ok"]
@@ -263,7 +278,9 @@ async def test_d1_matches_miniflare(tmp_path: Path) -> None:
     for index, (entry, theirs, ours) in enumerate(zip(OPS, expected, got, strict=True)):
         counts = bool(entry.get("counts"))
         offsets = error_offsets_available() and not entry.get("no_offset")
-        if _normalise(theirs, counts, offsets) != _normalise(ours, counts, offsets):
+        # compared as JSON text: 2 and 2.0 differ, and so does the order of keys
+        expected_text = json.dumps(_normalise(_as_pyodide(theirs), counts, offsets))
+        if expected_text != json.dumps(_normalise(ours, counts, offsets)):
             differences.append(f"#{index} {entry}\n  miniflare: {json.dumps(theirs)}\n"
                                f"  emulator:  {json.dumps(ours)}")
     assert not differences, "\n".join(differences)
