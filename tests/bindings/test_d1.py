@@ -175,6 +175,9 @@ async def test_result_values_cross_as_js_numbers(db: D1Database) -> None:
 async def test_parameters_by_number_and_in_several_statements(db: D1Database) -> None:
     assert await db.prepare("SELECT ?2 AS b, ?1 AS a").bind("A", "B").first() == {"b": "B",
                                                                                   "a": "A"}
+    # D1 binds named parameters by position too
+    assert await db.prepare("SELECT :x AS x, @y AS y").bind("X", "Y").first() == {"x": "X",
+                                                                                 "y": "Y"}
     await db.exec("CREATE TABLE u (x)")
     result = await db.prepare("INSERT INTO u VALUES (1); INSERT INTO u VALUES (2)").run()
     assert result.meta.changes == 2

@@ -105,6 +105,7 @@ OPS: list[dict[str, Any]] = [
     op("all", "SELECT ? AS b, typeof(?) AS t", blob(0, 255), blob()),
     op("all", "SELECT id FROM t ORDER BY id LIMIT ?", 2),
     op("all", "SELECT ?2 AS b, ?1 AS a", "A", "B"),
+    op("all", "SELECT :x AS x, @y AS y", "X", "Y"),  # named parameters bind by position
     op("bind", "SELECT ?", blob(1, 2)),
     # errors
     op("run", "SELECT * FROM nosuch"),
