@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -310,6 +312,25 @@ async def test_a_second_connection_sees_committed_writes(path: Path) -> None:
         assert await one.prepare("SELECT v FROM k").first("v") == "second"
 
 
+async def test_another_process_shares_the_file(path: Path) -> None:
+    script = ("import asyncio, sys\n"
+              "from workflows_emulator.bindings.d1 import D1Database\n"
+              "async def main():\n"
+              "    with D1Database(sys.argv[1]) as db:\n"
+              "        await db.prepare('INSERT INTO k VALUES (?)').bind('other process').run()\n"
+              "        print((await db.prepare('SELECT count(*) AS n FROM k').first('n')))\n"
+              "asyncio.run(main())\n")
+    with D1Database(path) as db:
+        await db.exec("CREATE TABLE k (v)")
+        await db.prepare("INSERT INTO k VALUES (?)").bind("this process").run()
+        proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "2"
+        assert await db.prepare("SELECT v FROM k ORDER BY rowid").raw() == [
+            ["this process"], ["other process"]]
+
+
 def test_a_file_that_is_not_a_database_is_a_storage_error(tmp_path: Path) -> None:
     bad = tmp_path / "d1" / "bad.sqlite"
     bad.parent.mkdir()
@@ -396,6 +417,14 @@ async def test_a_failing_migration_keeps_earlier_ones_and_is_not_recorded(
         recorded = await db.prepare(f"SELECT name FROM {MIGRATIONS_TABLE}").raw()
     assert tables == [["a"]] and recorded == [["0001_a.sql"]]
     assert list_unapplied(path, folder) == ["0002_b.sql", "0003_c.sql"]
+
+
+def test_an_unreadable_migration_is_a_clear_error(tmp_path: Path, path: Path) -> None:
+    folder = _migrations(tmp_path / "migrations", {"0001_a.sql": "CREATE TABLE a (x);"})
+    (folder / "0002_b.sql").write_bytes(b"\xff\xfe not utf-8")
+    with pytest.raises(D1MigrationError, match=r"^Migration 0002_b.sql cannot be read \(") as info:
+        apply_migrations(path, folder)
+    assert info.value.applied == ["0001_a.sql"]
 
 
 def test_script_statements_split_like_wrangler() -> None:

@@ -599,7 +599,8 @@ def migration_names(migrations_dir: Path) -> list[str]:
     """
     folder = Path(migrations_dir)
     if not folder.is_dir():
-        raise D1MigrationError(f"No migrations present at {folder}.")
+        raise D1MigrationError(f"No migrations present at {folder}. Create the folder, or set "
+                               "migrations_dir in the [[d1_databases]] entry to yours")
     names = [p.name for p in folder.iterdir() if p.suffix == ".sql" and p.is_file()]
     return sorted(names, key=_migration_order)
 
@@ -636,7 +637,12 @@ def apply_migration(db: D1Database, migrations_dir: Path, name: str) -> None:
     Raises:
         D1MigrationError: the file's SQL failed (nothing of it is kept).
     """
-    sql = (Path(migrations_dir) / name).read_text(encoding="utf-8")
+    file = Path(migrations_dir) / name
+    try:
+        sql = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise D1MigrationError(f"Migration {name} cannot be read ({exc}); fix {file}",
+                               name) from exc
     quoted = name.replace("'", "''")
     record = f"INSERT INTO {MIGRATIONS_TABLE} (name) values ('{quoted}');"
     try:
