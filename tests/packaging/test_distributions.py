@@ -91,7 +91,8 @@ def test_emulator_wheel_holds_the_emulator_pinned_to_the_binding(wheelhouse: Pat
                    "engine.py", "workers_shim/__init__.py"):
         assert f"workflows_emulator/{module}" in wheel.names
     # the binding pinned; the dev tool's own libraries (HTTP server, JSONC) by range
-    assert sorted(wheel.runtime_requirements) == ["aiohttp>=3.9", "json5>=0.9", f"workflows-saga=={VERSION}"]
+    assert sorted(wheel.runtime_requirements) == ["aiohttp>=3.9", "json5>=0.9", "orjson>=3.9",
+                                                 f"workflows-saga=={VERSION}"]
     entry_points = {(ep.group, ep.name): ep.value for ep in wheel.dist.entry_points}
     assert entry_points == {
         ("console_scripts", "workflows-emulator"): "workflows_emulator.cli:main",

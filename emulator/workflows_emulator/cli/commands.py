@@ -19,6 +19,7 @@ from ..project import load_project
 from ..state_doctor import Finding, examine, quarantine
 from ..state_lock import StateLock, holder
 from .client import Call, CliError, run_command
+from .d1_commands import run_d1
 from .parser import build_parser
 from .render import (
     json_text,
@@ -50,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _doctor(args)
         if args.command in ("kv", "r2"):
             return run_store_command(args)
+        if args.command == "d1":
+            return run_d1(args)
         read_only = (args.isub if args.sub == "instances" else args.sub) in ("list", "describe")
         return run_command(args, lambda call: _workflows(args, call), read_only=read_only)
     except (CliError, EmulatorError) as exc:

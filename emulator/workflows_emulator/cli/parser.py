@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TypeAlias
 
+from .d1_commands import add_d1_parser
+
 DEFAULT_STATE = ".workflows-emulator"
 DOUBLES_HELP = ("a Python file whose make_doubles(project) returns test doubles for "
                 "bindings (default: emulator_doubles.py beside the wrangler file, if any)")
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .store_commands import add_store_commands  # here: store_commands imports this module
 
     add_store_commands(top)
+    add_d1_parser(top, DEFAULT_STATE)
     return root
 
 
