@@ -67,6 +67,12 @@ class Flow(WorkflowEntrypoint):
         async def quote():
             return await env.PRICING.price(event["payload"]["sku"])
 
+        @step.do("record")
+        async def record():
+            await env.DB.exec("CREATE TABLE IF NOT EXISTS sales (sku TEXT, cents INTEGER)")
+            await env.DB.prepare("INSERT INTO sales VALUES (?, ?)").bind("a1", 250).run()
+            return await env.DB.prepare("SELECT count(*) AS n FROM sales").first("n")
+
         @step.do("call out")
         async def call_out():
             if "URL" not in env:
@@ -74,13 +80,19 @@ class Flow(WorkflowEntrypoint):
             reply = await fetch(env.URL, method="POST", body="hi")
             return [reply.status, await reply.text()]
 
-        return [await remember(), await store(), await count(), await quote(), await call_out()]
+        return [await remember(), await store(), await count(), await quote(), await call_out(),
+                await record()]
 """
 
 TABLES = """
 [[kv_namespaces]]
 binding = "CACHE"
 id = "cache-ns"
+
+[[d1_databases]]
+binding = "DB"
+database_name = "shop-db"
+database_id = "0f1e2d3c"
 
 [[r2_buckets]]
 binding = "FILES"
@@ -119,14 +131,16 @@ async def test_each_table_becomes_a_store_in_the_state_directory(tmp_path: Path)
     state = tmp_path / "state"
     status = await run_flow(config, state)
     assert status["status"] == "complete", status
-    assert status["output"] == ["a1", 4, 2, {"sku": "a1", "cents": 250}, None]
+    assert status["output"] == ["a1", 4, 2, {"sku": "a1", "cents": 250}, None, 1]
     assert (state / "kv" / "cache-ns.sqlite").is_file()
+    assert (state / "d1" / "0f1e2d3c.sqlite").is_file()
     assert (state / "r2" / "files" / "objects.sqlite").is_file()
     assert len(list((state / "do" / "Counter").glob("*.sqlite"))) == 1
 
     # Everything persisted: a second run sees the counter at 2 already.
     again = await run_flow(config, state)
     assert again["output"][2] == 4
+    assert again["output"][5] == 2
 
 
 async def test_a_binding_the_emulator_does_not_emulate_needs_a_double(tmp_path: Path) -> None:
@@ -162,9 +176,9 @@ async def test_a_doubles_module_beside_the_config_supplies_and_replaces_bindings
 
 async def test_doubles_for_undeclared_bindings_are_refused(tmp_path: Path) -> None:
     config = write(tmp_path / "p")
-    with pytest.raises(ProjectConfigError, match=r'a double for "DB", but .* declares no '
+    with pytest.raises(ProjectConfigError, match=r'a double for "MAILER", but .* declares no '
                        "binding of that name"):
-        await run_flow(config, tmp_path / "state", doubles={"DB": object()})
+        await run_flow(config, tmp_path / "state", doubles={"MAILER": object()})
 
 
 async def test_a_doubles_file_without_make_doubles_says_what_to_add(tmp_path: Path) -> None:
