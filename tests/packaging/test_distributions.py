@@ -110,7 +110,7 @@ def test_wheels_installed_in_a_fresh_venv_run_the_readme_approval_test(
     # the emulator's third-party libraries from the index, at the versions running this suite;
     # then our two wheels from the wheelhouse only: never a same-named project from an index
     _run([*pip, "install", "--quiet", f"aiohttp=={metadata.version('aiohttp')}",
-          f"json5=={metadata.version('json5')}"])
+          f"json5=={metadata.version('json5')}", f"orjson=={metadata.version('orjson')}"])
     _run([*pip, "install", "--quiet", "--no-index", "--find-links", wheelhouse, "workflows-emulator"])
     # the test runner the README asks for, at the versions running this suite
     _run([*pip, "install", "--quiet", f"pytest=={metadata.version('pytest')}",

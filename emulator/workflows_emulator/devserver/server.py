@@ -13,7 +13,8 @@ import signal
 import socket
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +33,25 @@ NO_FETCH = ("this project has no fetch handler: define class Default(WorkerEntry
             "async def fetch(self, request)")
 
 
+RouteHandler = Callable[[Request, str], Awaitable[HttpResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A path prefix the dev server answers itself; ``handler(request, rest_of_path_and_query)``.
+
+    ``api``: a JSON API (answers JSON errors; changes need a local Origin, see `local_only`).
+    """
+
+    prefix: str
+    handler: RouteHandler
+    api: bool = False
+
+    def matches(self, path: str) -> bool:
+        """Whether ``path`` is the prefix or under it."""
+        return path == self.prefix or path.startswith(self.prefix.rstrip("/") + "/")
+
+
 class DevServer:
     """Serves one project on ``ip:port`` until `stop` is called; ``limits`` bound each client."""
 
@@ -41,6 +61,9 @@ class DevServer:
         self.api = InstanceApi(runtime)
         self.fetch = fetch_handler(runtime)
         self.http = HttpServer(self.respond, ip, port, limits)
+        self.routes: list[Route] = [Route(API_PREFIX, self._api_route, api=True)]
+        """Path prefixes the server answers itself, first match wins; the rest goes to the
+        Worker. Each part of the local-development surface adds its own."""
 
     @property
     def ip(self) -> str:
@@ -61,17 +84,21 @@ class DevServer:
             lambda: ready(f"[workflows-emulator] Ready on http://{self.ip}:{self.port}"))
 
     async def respond(self, request: Request) -> HttpResponse:
-        """The answer to one request: API paths go to `InstanceApi`, the rest to the Worker."""
+        """The answer to one request: a route of `routes` if one matches, else the Worker."""
         split = urlsplit(request.url)
-        api = split.path == API_PREFIX or split.path.startswith(API_PREFIX + "/")
+        route = next((r for r in self.routes if r.matches(split.path)), None)
+        api = route is not None and route.api
         refused = refusal(request, self.ip, self.port, api=api)
         if refused is not None:
             return (json_response(403, ApiResponse.failure(403, refused).body) if api
                     else text_response(403, refused))
-        if api:
-            rel = split.path[len(API_PREFIX):] + (f"?{split.query}" if split.query else "")
-            return await self._api_response(request.method.value, rel, await request.bytes())
+        if route is not None:
+            rel = split.path[len(route.prefix):] + (f"?{split.query}" if split.query else "")
+            return await route.handler(request, rel)
         return await self._worker_response(request)
+
+    async def _api_route(self, request: Request, target: str) -> HttpResponse:
+        return await self._api_response(request.method.value, target, await request.bytes())
 
     async def _api_response(self, method: str, target: str, raw: bytes) -> HttpResponse:
         try:
