@@ -4,6 +4,8 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 RUNTIME := .build/realruntime.stamp
+CHROMIUM ?= /usr/bin/chromium
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test test-fast test-matrix lint bench clean
 
@@ -22,13 +24,18 @@ $(RUNTIME): $(STAMP) package.json package-lock.json $(wildcard tools/realruntime
 demo: $(STAMP)
 	$(VPY) examples/transfer_saga.py
 
-## test: the whole suite: binding, emulator, CLI/dev server, real runtime (workerd) tiers
-test: $(STAMP) $(RUNTIME)
+# Debian's Chromium for the browser tests (pages of the dev server, driven by Playwright).
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+## test: the whole suite: binding, emulator, CLI/dev server, browser, real runtime (workerd)
+test: $(STAMP) $(RUNTIME) $(CHROMIUM)
 	$(VPY) -m pytest
 
-## test-fast: everything but the real-runtime tier
+## test-fast: everything but the real-runtime tier and the browser tests
 test-fast: $(STAMP)
-	$(VPY) -m pytest -m "not e2e"
+	$(VPY) -m pytest -m "not e2e and not browser"
 
 ## test-matrix: the fast suite under CPython 3.11, 3.12 and 3.13 (venvs in .build/venv-3.X);
 ## a missing version fails the run unless MATRIX_ALLOW_MISSING=1

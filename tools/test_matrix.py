@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Run the fast suite (``pytest -m "not e2e"``) under every supported CPython: 3.11 to 3.13.
+"""Run the fast suite (``pytest -m "not e2e and not browser"``) under every supported CPython: 3.11 to 3.13.
 
 Each version gets its own venv, ``.build/venv-3.X/``, with both distributions installed
 editable (``pip install -e . -e ./emulator[test]``), re-created when either pyproject or the
@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / ".build"
 VERSIONS = ("3.11", "3.12", "3.13")
 STRICT_RESOURCES = frozenset({"3.13"})  # versions run with -W error::ResourceWarning
-PYTEST_ARGS = ("-m", "not e2e", "-p", "no:cacheprovider")
+PYTEST_ARGS = ("-m", "not e2e and not browser", "-p", "no:cacheprovider")
 
 
 @dataclass
