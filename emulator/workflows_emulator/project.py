@@ -299,6 +299,7 @@ def _checked(cfg: Path, data: dict[str, Any], unknown: list[str]) -> Project:
     vars_ = data.get("vars", {})
     if not isinstance(vars_, dict):
         raise ProjectConfigError(f'{cfg}: key "vars" must be a table of NAME = value; fix it')
+    vars_ = {**vars_, **_dev_vars(cfg.parent)}
     bindings = parse_bindings(cfg, data)
     for key in vars_:
         if any(w.binding == key for w in workflows) or key in bindings.names():
@@ -317,6 +318,21 @@ def _checked(cfg: Path, data: dict[str, Any], unknown: list[str]) -> Project:
     name = data.get("name") if isinstance(data.get("name"), str) else cfg.parent.name
     return Project(cfg, str(name), main, date, tuple(flags), workflows, dict(vars_), warnings,
                    bindings)
+
+
+DEV_VARS_FILES = (".dev.vars", ".env")
+
+
+def _dev_vars(root: Path) -> dict[str, str]:
+    """Local secrets as ``wrangler dev`` reads them: ``.dev.vars`` beside the config, else
+    ``.env``; they override ``[vars]`` of the same name."""
+    from dotenv import dotenv_values
+
+    for name in DEV_VARS_FILES:
+        path = root / name
+        if path.is_file():
+            return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    return {}
 
 
 def _check_workflows(cfg: Path, workflows: tuple[WorkflowConfig, ...], date: str,
@@ -356,7 +372,11 @@ def _check_workflows(cfg: Path, workflows: tuple[WorkflowConfig, ...], date: str
 
 @contextlib.contextmanager
 def project_imports(project: Project) -> Iterator[None]:
-    """Put the project's folders on ``sys.path`` and the ``workers`` stand-in in sys.modules."""
+    """Put the project's folders on ``sys.path`` and the ``workers`` stand-in in sys.modules.
+
+    On exit the project's own modules leave ``sys.modules`` too, so the next project loaded
+    in this process imports its own ``config.py`` or ``lib/``, not this one's.
+    """
     from .workers_shim.install import installed
 
     folders = [project.main.parent, project.root]
@@ -365,6 +385,7 @@ def project_imports(project: Project) -> Iterator[None]:
         folders.append(vendored)
     added = [str(f) for f in folders if str(f) not in sys.path]
     sys.path[:0] = added
+    before = set(sys.modules)
     try:
         with installed(implicit_dependencies=project.implicit_dependencies):
             yield
@@ -372,6 +393,10 @@ def project_imports(project: Project) -> Iterator[None]:
         for entry in added:
             with contextlib.suppress(ValueError):
                 sys.path.remove(entry)
+        for name in set(sys.modules) - before:
+            found = getattr(sys.modules.get(name), "__file__", None)
+            if found and Path(found).is_relative_to(project.root):
+                del sys.modules[name]
 
 
 def import_entry(project: Project) -> ModuleType:

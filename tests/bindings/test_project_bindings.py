@@ -261,7 +261,7 @@ async def test_the_readme_doubles_module_works_as_written(tmp_path: Path) -> Non
     root = tmp_path / "p"
     config = write(root, extra='\n[ai]\nbinding = "AI"\n', entry=ENTRY.replace(
         "return [await remember()",
-        'return [(await env.AI.run("@cf/llava", {"image": []}))["response"], await remember()'))
+        'return [(await env.AI.run("@cf/llava", {"image": []})).response, await remember()'))
     (root / "emulator_doubles.py").write_text(readme_block("# emulator_doubles.py"))
     status = await run_flow(config, tmp_path / "state")
     assert status["output"][0] == "a cat on a sofa"

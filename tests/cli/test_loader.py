@@ -11,7 +11,7 @@ import pytest
 from emulator_support import open_files_under
 from worker_projects import ONE_WORKFLOW_TOML
 from workflows_emulator import ProjectConfigError
-from workflows_emulator.project import load_project, open_runtime_sync
+from workflows_emulator.project import load_project, open_runtime, open_runtime_sync
 
 from .conftest import EXAMPLE, ROOT, run_cli
 
@@ -292,3 +292,37 @@ def test_a_json_config_is_read_like_jsonc(tmp_path: Path) -> None:
     assert project.config_path.name == "wrangler.json"
     assert [w.binding for w in project.workflows] == ["FLOW"]
     assert project.warnings == ()
+
+
+def test_dev_vars_override_vars_as_wrangler_dev_reads_them(tmp_path: Path) -> None:
+    from worker_projects import write_worker_project
+
+    config = write_worker_project(tmp_path, "")
+    config.write_text(config.read_text() + '\n[vars]\nAPI_URL = "https://prod"\nMODE = "live"\n')
+    (tmp_path / ".env").write_text("MODE=from-dot-env\n")
+    assert load_project(config).vars == {"API_URL": "https://prod", "MODE": "from-dot-env"}
+    (tmp_path / ".dev.vars").write_text('API_TOKEN="s3cret"\n# a comment\nMODE=dev\n')
+    # .dev.vars wins over [vars]; .env is not read when .dev.vars exists
+    assert load_project(config).vars == {"API_URL": "https://prod", "MODE": "dev",
+                                         "API_TOKEN": "s3cret"}
+
+
+async def test_two_projects_in_one_process_each_import_their_own_modules(tmp_path: Path) -> None:
+    from worker_projects import write_worker_project
+
+    outputs = []
+    for name in ("first", "second"):
+        root = tmp_path / name
+        write_worker_project(root, """
+            from config import NAME
+            from workers import WorkflowEntrypoint
+
+            class Flow(WorkflowEntrypoint):
+                async def run(self, event, step):
+                    return NAME
+        """)
+        (root / "src" / "config.py").write_text(f"NAME = {name!r}\n")
+        async with open_runtime(load_project(root), tmp_path / f"state-{name}",
+                                clock="virtual") as rt:
+            outputs.append((await (await rt.workflows["flow"].create()).wait())["output"])
+    assert outputs == ["first", "second"]

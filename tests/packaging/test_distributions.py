@@ -92,7 +92,7 @@ def test_emulator_wheel_holds_the_emulator_pinned_to_the_binding(wheelhouse: Pat
         assert f"workflows_emulator/{module}" in wheel.names
     # the binding pinned; the dev tool's own libraries (HTTP server, JSONC) by range
     assert sorted(wheel.runtime_requirements) == ["aiohttp>=3.9", "json5>=0.9", "orjson>=3.9",
-                                                 f"workflows-saga=={VERSION}"]
+                                                 "python-dotenv>=1.0", f"workflows-saga=={VERSION}"]
     entry_points = {(ep.group, ep.name): ep.value for ep in wheel.dist.entry_points}
     assert entry_points == {
         ("console_scripts", "workflows-emulator"): "workflows_emulator.cli:main",
@@ -110,7 +110,8 @@ def test_wheels_installed_in_a_fresh_venv_run_the_readme_approval_test(
     # the emulator's third-party libraries from the index, at the versions running this suite;
     # then our two wheels from the wheelhouse only: never a same-named project from an index
     _run([*pip, "install", "--quiet", f"aiohttp=={metadata.version('aiohttp')}",
-          f"json5=={metadata.version('json5')}", f"orjson=={metadata.version('orjson')}"])
+          f"json5=={metadata.version('json5')}", f"orjson=={metadata.version('orjson')}",
+          f"python-dotenv=={metadata.version('python-dotenv')}"])
     _run([*pip, "install", "--quiet", "--no-index", "--find-links", wheelhouse, "workflows-emulator"])
     # the test runner the README asks for, at the versions running this suite
     _run([*pip, "install", "--quiet", f"pytest=={metadata.version('pytest')}",

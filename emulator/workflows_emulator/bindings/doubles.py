@@ -22,12 +22,14 @@ Example ``emulator_doubles.py``:
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProjectConfigError
+from ..workers_shim.rpc import python_from_rpc
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -103,6 +105,41 @@ def _check(project: Project, doubles: dict[str, Any], origin: str) -> None:
                 f'{origin}: a double for "{name}", but {project.config_path} declares no binding '
                 f"of that name (declared: {declared}); declare it in the wrangler file or drop "
                 "the double")
+
+
+class DoubleBinding:
+    """A double as ``env.NAME``: what its methods return reaches the Worker as the Python SDK
+    hands over a binding's JS results (dicts with attribute access, ``result.response``)."""
+
+    def __init__(self, double: Any) -> None:
+        object.__setattr__(self, "_double", double)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(object.__getattribute__(self, "_double"), name)
+        if not callable(value):
+            return python_from_rpc(value)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = value(*args, **kwargs)
+            if inspect.isawaitable(result):
+                return _converted(result)
+            return python_from_rpc(result)
+
+        return call
+
+    def __repr__(self) -> str:
+        return f"DoubleBinding({object.__getattribute__(self, '_double')!r})"
+
+
+async def _converted(result: Awaitable[Any]) -> Any:
+    return python_from_rpc(await result)
+
+
+def as_binding(double: Any) -> Any:
+    """``double`` as the Worker sees it: plain values as they are, objects behind `DoubleBinding`."""
+    if isinstance(double, str | int | float | bool | dict | list) or double is None:
+        return python_from_rpc(double)
+    return DoubleBinding(double)
 
 
 def missing_double_error(project: Project, table: str, name: str) -> ProjectConfigError:

@@ -18,7 +18,7 @@ from ..durable_object import OpenFiles
 from ..errors import ProjectConfigError
 from ..workers_shim.outbound import route_fetch
 from . import layout
-from .doubles import FETCH, missing_double_error
+from .doubles import FETCH, as_binding, missing_double_error
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -42,7 +42,7 @@ class ProjectBindings:
         except BaseException:
             self.close()
             raise
-        self.values.update({k: v for k, v in doubles.items() if k != FETCH})
+        self.values.update({k: as_binding(v) for k, v in doubles.items() if k != FETCH})
         self._fetch.enter_context(route_fetch(doubles.get(FETCH)))
 
     def _open(self, project: Project, state: Path, clock: Clock, module: ModuleType,
