@@ -10,6 +10,7 @@ from typing import Any
 from workflows_emulator.clock import VirtualClock
 from workflows_emulator.durable_object import DurableObjectNamespace
 from workflows_emulator.instance_store import InstanceStore
+from workflows_emulator.modifiers import InstanceModifier
 
 
 class Gate:
@@ -74,6 +75,7 @@ class ClockHost:
         self.clock = VirtualClock()
         self.parked_until: list[float] = []
         self.callbacks = 0
+        self.modifications: InstanceModifier | None = None
 
     def stop_requested(self) -> bool:
         return False
@@ -90,6 +92,10 @@ class ClockHost:
 
     def callback_finished(self) -> None:
         return None
+
+    def modifier(self) -> InstanceModifier | None:
+        return self.modifications
+
 
 
 def open_files_under(directory: Path) -> list[str]:

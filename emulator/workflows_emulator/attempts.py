@@ -28,6 +28,7 @@ from .clock import Clock
 from .compat import CURRENT, Compatibility
 from .instance_store import InstanceStore
 from .log_fold import StepRow
+from .modifiers import InstanceModifier
 from .records import FORWARD, ROLLBACK, StepEvents
 from .values import UnserialisableOutput, encode_step_output, loads
 
@@ -70,6 +71,10 @@ class AttemptHost(Protocol):
 
     def callback_finished(self) -> None:
         """It returned or raised."""
+        ...
+
+    def modifier(self) -> InstanceModifier | None:
+        """What a test changed about this instance's steps, if anything."""
         ...
 
 
@@ -163,9 +168,15 @@ class AttemptRunner:
                 attempt = row.attempts + 1
                 store.append(events.attempt_start, now, row, attempt=attempt)
             ctx = StepContext.build(row.name, row.count, attempt, own_copy(resolved.shown))
+            modifier = host.modifier() if events is FORWARD else None
+            override = (modifier.attempt(row.name, row.count, attempt) if modifier is not None
+                        else None)
             host.callback_started()
             try:
-                value = await self._with_timeout(invoke(ctx), resolved.timeout_ms)
+                if override is not None:  # a test's mocked result, error or timeout
+                    value = override.apply(resolved.timeout_ms)
+                else:
+                    value = await self._with_timeout(invoke(ctx), resolved.timeout_ms)
                 encoded = encode_step_output(value, row.label)
             except UnserialisableOutput as exc:
                 self._abort_unserialisable(row, exc)
@@ -211,6 +222,10 @@ class AttemptRunner:
                 delay = await self._retry_delay(resolved, attempt, ctx, exc, row.label)
             except _DelayFunctionError as bad:
                 record = bad.record
+            modifier = self._host.modifier() if events is FORWARD else None
+            if delay is not None and modifier is not None and modifier.retry_delay_off(
+                    row.name, row.count):
+                delay = 0
         data: dict[str, Any] = {"error": self._compat.attempt_error(record).to_json()}
         if delay is not None:
             data["retryDelayMs"] = delay

@@ -28,6 +28,7 @@ from .errors import (
 )
 from .instance_store import InstanceStore
 from .log_fold import StepRow, restart_keys, steps_in_start_order
+from .modifiers import InstanceModifier
 from .records import InstanceMeta, InstanceStatus, LogEvent, Phase
 from .rollback_runner import TERMINATED_ERROR, RollbackRunner
 from .step_backend import EngineStepBackend, HandlerRegistry
@@ -84,6 +85,10 @@ class InstanceEngine:
     @property
     def clock(self) -> Clock:
         return self.host.clock
+
+    def modifier(self) -> InstanceModifier | None:
+        """What a test changed about this instance's steps (see `modifiers`), if anything."""
+        return self.host.modifiers.of(self.workflow, self.id)
 
     @property
     def status(self) -> InstanceStatus:

@@ -8,6 +8,7 @@ from .clock import Clock
 
 if TYPE_CHECKING:
     from .engine import InstanceEngine
+    from .modifiers import Modifiers
 
 
 class EngineHost(Protocol):
@@ -15,6 +16,11 @@ class EngineHost(Protocol):
 
     @property
     def clock(self) -> Clock: ...
+
+    @property
+    def modifiers(self) -> Modifiers:
+        """What tests changed about instances' steps (introspection)."""
+        ...
 
     async def acquire_slot(self, engine: InstanceEngine, waking: bool = False) -> None:
         """Wait for a concurrency slot (``queued`` until then). Waking instances go first."""

@@ -182,6 +182,7 @@ class InstanceCatalog:
     def create(self, workflow: str, instance_id: str, params: Any) -> InstanceEngine:
         """Persist and index a new instance, and start it."""
         engine = self._open(workflow, instance_id, create=True)
+        self._scheduler.modifiers.created(workflow, instance_id)
         now = self._scheduler.clock.now_ms()
         engine.create(params, now)
         self._index.add(workflow, instance_id, InstanceStatus.QUEUED, now)

@@ -18,6 +18,7 @@ from .clock import Clock, VirtualClock
 from .errors import EmulatorError
 from .instance_index import InstanceIndex
 from .log_fold import public_data
+from .modifiers import Modifiers
 from .quiescence import has_ready_callbacks
 from .records import InstanceStatus
 from .values import dumps, loads
@@ -50,6 +51,7 @@ class Scheduler:
         self._slot_seq = 0
         self._subscribers: dict[tuple[str, str], list[asyncio.Queue[dict[str, Any]]]] = {}
         self.on_finished: Callable[[InstanceEngine], None] = lambda engine: None
+        self.modifiers = Modifiers()
         """Told when an instance reaches a terminal status (its owner may let it go)."""
 
     @property

@@ -29,7 +29,7 @@ from .errors import SleepInThePastError, WorkflowError, WorkflowFatalError
 from .instance_store import InstanceStore
 from .log_fold import StepRow, step_key
 from .records import LogEvent
-from .values import as_epoch_ms, event_value, fresh, validate_event_type
+from .values import as_epoch_ms, encode_value, event_value, fresh, loads, validate_event_type
 
 MAX_SLEEP_MS = 365 * 86_400_000
 DEFAULT_EVENT_TIMEOUT = "24 hours"
@@ -194,7 +194,9 @@ class EngineStepBackend:
             now = self._clock.now_ms()
             row = self._start_timed(LogEvent.SLEEP_START, PlannedStep(
                 key, "sleep", name, count, self._take_seq(), None), now, wake_at(now))
-        await self._host.park_until(row.wake_at or 0.0)
+        modifier = self._host.modifier()
+        if modifier is None or not modifier.sleep_off(name, count):  # a test may skip it
+            await self._host.park_until(row.wake_at or 0.0)
         with self._store.transaction():
             self._store.append(LogEvent.SLEEP_COMPLETE, self._clock.now_ms(), row)
 
@@ -226,16 +228,24 @@ class EngineStepBackend:
 
     async def _await_event(self, row: StepRow, event_type: str, ms: float) -> dict[str, Any]:
         store, clock = self._store, self._clock
+        modifier = self._host.modifier()
+        forced_timeout = modifier is not None and modifier.event_timeout(row.name, row.count)
+        mocked, payload = (modifier.mocked_event(event_type) if modifier is not None
+                           else (False, None))
         while True:
-            got = store.oldest_event(event_type)
-            if got is not None:
+            got: tuple[int | None, dict[str, Any]] | None = store.oldest_event(event_type)
+            if mocked and not forced_timeout:  # a test's event, as if it had been sent
+                got = (None, {"payload": loads(encode_value(payload, what="mocked event")),
+                              "timestamp": clock.now_ms(), "type": event_type})
+            if got is not None and not forced_timeout:
                 event_id, value = got
                 with store.transaction():
-                    store.take_event(event_id)
+                    if event_id is not None:
+                        store.take_event(event_id)
                     store.append(LogEvent.WAIT_COMPLETE, clock.now_ms(), row,
                                  data={"eventType": event_type, "output": value})
                 return event_value(fresh(value))
-            if row.wake_at is not None and clock.now_ms() >= row.wake_at:
+            if forced_timeout or (row.wake_at is not None and clock.now_ms() >= row.wake_at):
                 err = ErrorRecord("WorkflowTimeoutError", f"Execution timed out after {int(ms)}ms")
                 with store.transaction():
                     store.append(LogEvent.WAIT_TIMEOUT, clock.now_ms(), row,
