@@ -15,7 +15,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from workflows_saga import Duration
 
@@ -37,6 +37,9 @@ from .values import (
     validate_instance_id,
     validate_workflow_name,
 )
+
+if TYPE_CHECKING:
+    from .fault_injection import CrashPoint
 
 MAX_BATCH = 100
 DEFAULT_STEP_LIMIT = 10_000
@@ -229,6 +232,16 @@ class Emulator:
         """
         await self._scheduler.settle()
         await self._settle_owned()
+
+    def crash_at(self, event: str, nth: int = 1, step: str | None = None) -> CrashPoint:
+        """Die right after the ``nth`` commit of log ``event`` (of step ``step``, e.g.
+        ``"credit-1"``), as a killed process would; ``await crash.wait(instance)`` drives
+        until then and closes this emulator. See `fault_injection`."""
+        from .fault_injection import CrashPoint
+
+        point = CrashPoint(self, event, nth, step)
+        self._scheduler.log_watchers.append(point.logged)
+        return point
 
     def own(self, resource: OwnedResource) -> None:
         """Close ``resource`` with the emulator, once its instances have stopped (they may

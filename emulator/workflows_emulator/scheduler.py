@@ -52,6 +52,8 @@ class Scheduler:
         self._subscribers: dict[tuple[str, str], list[asyncio.Queue[dict[str, Any]]]] = {}
         self.on_finished: Callable[[InstanceEngine], None] = lambda engine: None
         self.modifiers = Modifiers()
+        self.log_watchers: list[Callable[[InstanceEngine, str, str | None], None]] = []
+        """Told of every log entry appended (fault injection's crash points)."""
         """Told when an instance reaches a terminal status (its owner may let it go)."""
 
     @property
@@ -118,6 +120,8 @@ class Scheduler:
     def logged(self, engine: InstanceEngine, event_id: int, event: str, step: str | None,
                attempt: int | None, data: dict[str, Any] | None, ts: float) -> None:
         self._activity_count += 1
+        for watcher in self.log_watchers:
+            watcher(engine, event, step)
         queues = self._subscribers.get((engine.workflow, engine.id))
         if queues:
             entry = {"id": event_id, "timestamp": ts, "event": str(event), "step": step,
