@@ -28,6 +28,7 @@ from .events import FINAL_SUBSCRIBE_EVENTS, STATUSES, TERMINAL, subscribe_event
 from .instance_catalog import BatchDeleteResult, InstanceCatalog
 from .instance_index import InstanceIndex
 from .log_fold import StepRow
+from .replay_guard import check_mode
 from .scheduler import Scheduler
 from .state_lock import StateLock
 from .values import (
@@ -76,6 +77,10 @@ class Emulator:
         lock: this process's lock on ``state`` if the caller took it already (the dev
             server takes it before importing the project); otherwise the emulator takes it
             and releases it on close.
+        determinism: what replaying ``run()`` into other steps than its log holds does:
+            ``"error"`` (the instance stops and waiting on it raises `NonDeterminismError`),
+            ``"warn"`` (a `NonDeterminismWarning`; it carries on as on Cloudflare) or
+            ``"off"``. See `replay_guard`.
 
     Raises:
         StateDirectoryBusy: another process (or another open emulator) drives ``state``.
@@ -93,6 +98,7 @@ class Emulator:
         compatibility_flags: Iterable[str] = (),
         max_open_files: int | None = None,
         lock: StateLock | None = None,
+        determinism: str = "error",
     ) -> None:
         self.compatibility = Compatibility.of(compatibility_date, compatibility_flags)
         if isinstance(clock, str):
@@ -123,6 +129,7 @@ class Emulator:
         self.files = OpenFiles(max_open_files)
         self._owned: list[OwnedResource] = []
         self._scheduler = Scheduler(clock, self._index, max_concurrency)
+        self._scheduler.determinism = check_mode(determinism)
         self._catalog = InstanceCatalog(self.state_dir, self._scheduler, self._index,
                                         self.compatibility, self.files)
         self._closed = False

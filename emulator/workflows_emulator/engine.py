@@ -30,6 +30,7 @@ from .instance_store import InstanceStore
 from .log_fold import StepRow, restart_keys, steps_in_start_order
 from .modifiers import InstanceModifier
 from .records import InstanceMeta, InstanceStatus, LogEvent, Phase
+from .replay_guard import NonDeterminismError, ReplayGuard
 from .rollback_runner import TERMINATED_ERROR, RollbackRunner
 from .step_backend import EngineStepBackend, HandlerRegistry
 from .values import as_datetime, encode_value, loads, validate_event_type
@@ -65,7 +66,11 @@ class InstanceEngine:
         self._registry = registry
         self.compat = compat
         self.attempts = AttemptRunner(self, store, compat)
-        self.steps = EngineStepBackend(self, store, self.attempts, registry, step_limit)
+        self.steps = EngineStepBackend(self, store, self.attempts, registry, step_limit,
+                                       ReplayGuard(instance_id, workflow, host.determinism))
+        self.divergence: NonDeterminismError | None = None
+        """Set when replaying run() met other steps than the log holds (mode "error"): the
+        instance stops where it is; waiting on it raises this."""
         self.rollback = RollbackRunner(store, self.attempts, registry, host.clock)
         self._busy = 0
         self._draining = False
@@ -287,8 +292,14 @@ class InstanceEngine:
                 await self._finish_rollback()
                 return
             self._mark_running()
+            guard = self.steps.guard
             try:
                 output = await self._run_user_code()
+                if guard.divergence is None:
+                    guard.run_ended()
+                if guard.divergence is not None:  # run() may have swallowed the error
+                    self.divergence = guard.divergence
+                    return
                 encoded = encode_value(output, what="workflow output")
             except FatalAbort as abort:
                 self._finish(S.ERRORED, LogEvent.WORKFLOW_FAILURE, error=abort.record)
@@ -296,6 +307,9 @@ class InstanceEngine:
             except Exception as exc:  # an error escaping run(): terminal failure
                 if self.store.fault is not None:
                     return  # the disk failed, not the workflow (even if run() caught it)
+                if guard.divergence is not None:  # stopped where it is, nothing written
+                    self.divergence = guard.divergence
+                    return
                 await self._fail(exc)
                 return
             if self.store.fault is not None:
@@ -354,6 +368,9 @@ class InstanceEngine:
                 pass
             finally:
                 self.steps.replay_only = False
+            if self.steps.guard.divergence is not None:  # the handlers could be the wrong ones
+                self.divergence = self.steps.guard.divergence
+                return
         outcome = await self._run_rollback(trigger)
         if self.meta.terminating:
             self._finish(S.TERMINATED, LogEvent.WORKFLOW_TERMINATED, rollback=outcome)

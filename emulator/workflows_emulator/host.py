@@ -18,6 +18,11 @@ class EngineHost(Protocol):
     def clock(self) -> Clock: ...
 
     @property
+    def determinism(self) -> str:
+        """What a divergence on replay does: "error", "warn" or "off" (`replay_guard`)."""
+        ...
+
+    @property
     def modifiers(self) -> Modifiers:
         """What tests changed about instances' steps (introspection)."""
         ...

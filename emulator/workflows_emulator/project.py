@@ -475,7 +475,8 @@ class Runtime:
 @contextlib.contextmanager
 def open_runtime_sync(project: Project, state_dir: str | Path, *, clock: str = "real",
                       lock: StateLock | None = None,
-                      doubles: DoublesSource = None) -> Iterator[Runtime]:
+                      doubles: DoublesSource = None,
+                      determinism: str = "warn") -> Iterator[Runtime]:
     """Load ``project`` on a new `Emulator` without starting any instance (no event loop).
 
     Use it for reads, or to run only the instances you drive. Its files are closed on exit;
@@ -483,6 +484,8 @@ def open_runtime_sync(project: Project, state_dir: str | Path, *, clock: str = "
     ``lock`` is this process's lock on ``state_dir`` if taken already (see `Emulator`).
     ``doubles`` replace or supply bindings (a mapping or a doubles module; see
     `bindings.doubles`); by default ``emulator_doubles.py`` beside the wrangler file, if any.
+    ``determinism``: what a replay that meets other steps than the log does (see
+    `replay_guard`); a warning by default, as in development.
     """
     from .bindings.project_bindings import ProjectBindings
     from .emulator import Emulator
@@ -493,7 +496,8 @@ def open_runtime_sync(project: Project, state_dir: str | Path, *, clock: str = "
         limits = {w.step_limit for w in project.workflows if w.step_limit}
         emu = Emulator(state_dir, clock=clock, step_limit=max(limits) if limits else 10_000,
                        compatibility_date=project.compatibility_date,
-                       compatibility_flags=project.compatibility_flags, lock=lock)
+                       compatibility_flags=project.compatibility_flags, lock=lock,
+                       determinism=determinism)
         stores: ProjectBindings | None = None
         try:
             stores = ProjectBindings(project, Path(state_dir), emu.clock, module,
@@ -521,12 +525,14 @@ def open_runtime_sync(project: Project, state_dir: str | Path, *, clock: str = "
 @contextlib.asynccontextmanager
 async def open_runtime(project: Project, state_dir: str | Path, *, clock: str = "real",
                        drain_timeout: float = 0.0, lock: StateLock | None = None,
-                       doubles: DoublesSource = None) -> AsyncIterator[Runtime]:
+                       doubles: DoublesSource = None,
+                       determinism: str = "warn") -> AsyncIterator[Runtime]:
     """Load ``project``, resume its unfinished instances, and close cleanly on exit.
 
     On exit, step callbacks still running get up to ``drain_timeout`` seconds to finish.
     """
-    with open_runtime_sync(project, state_dir, clock=clock, lock=lock, doubles=doubles) as rt:
+    with open_runtime_sync(project, state_dir, clock=clock, lock=lock, doubles=doubles,
+                           determinism=determinism) as rt:
         try:
             await rt.emulator.__aenter__()
             if rt.bindings is not None:

@@ -52,6 +52,7 @@ class Scheduler:
         self._subscribers: dict[tuple[str, str], list[asyncio.Queue[dict[str, Any]]]] = {}
         self.on_finished: Callable[[InstanceEngine], None] = lambda engine: None
         self.modifiers = Modifiers()
+        self.determinism = "error"
         self.log_watchers: list[Callable[[InstanceEngine, str, str | None], None]] = []
         """Told of every log entry appended (fault injection's crash points)."""
         """Told when an instance reaches a terminal status (its owner may let it go)."""
@@ -197,6 +198,8 @@ class Scheduler:
         while not done():
             if engine.fault is not None:
                 raise engine.fault
+            if engine.divergence is not None:
+                raise engine.divergence
             if deadline is not None and loop.time() > deadline:
                 raise TimeoutError(f"instance {engine.id} is still {engine.status}")
             if isinstance(self._clock, VirtualClock) and self._busy == 0:

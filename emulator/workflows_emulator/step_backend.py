@@ -29,6 +29,7 @@ from .errors import SleepInThePastError, WorkflowError, WorkflowFatalError
 from .instance_store import InstanceStore
 from .log_fold import StepRow, step_key
 from .records import LogEvent
+from .replay_guard import ReplayGuard
 from .values import as_epoch_ms, encode_value, event_value, fresh, loads, validate_event_type
 
 MAX_SLEEP_MS = 365 * 86_400_000
@@ -54,7 +55,7 @@ class EngineStepBackend:
     """Runs the steps of one instance's ``run()``."""
 
     def __init__(self, host: StepHost, store: InstanceStore, attempts: AttemptRunner,
-                 registry: HandlerRegistry, step_limit: int) -> None:
+                 registry: HandlerRegistry, step_limit: int, guard: ReplayGuard) -> None:
         self._host = host
         self._store = store
         self._attempts = attempts
@@ -68,12 +69,15 @@ class EngineStepBackend:
         self._do_steps = 0
         self._running: set[asyncio.Task[Any]] = set()
         self._event_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self.guard = guard
+        """Checks each replayed step against the log (the determinism guard)."""
 
     # -- bookkeeping, called by the engine ------------------------------------------------
 
     def new_run(self) -> None:
         """``run()`` starts (again) from the top: names are counted afresh."""
         self._counts.clear()
+        self.guard.new_run(self._store.rows.values())
 
     def reloaded(self) -> None:
         """The store's rows were rebuilt: carry on numbering after them."""
@@ -118,6 +122,8 @@ class EngineStepBackend:
             await host.checkpoint()
         host.refuse_steps_in_terminate_rollback()
         count, key = self._count("do", call.name)
+        if self.guard.replaying:
+            self.guard.asked("do", call.name, count, resolve_config(call.config).shown)
         row = self._store.rows.get(key)
         if row is not None and row.state != "running":
             self._register(key, row.has_rollback, call)
@@ -187,6 +193,8 @@ class EngineStepBackend:
     async def _sleep(self, name: str, wake_at: Callable[[float], float]) -> None:
         await self._host.checkpoint()
         count, key = self._count("sleep", name)
+        if self.guard.replaying:
+            self.guard.asked("sleep", name, count)
         row = self._store.rows.get(key)
         if (row is not None and row.state == "success") or self.replay_only:
             return
@@ -212,6 +220,8 @@ class EngineStepBackend:
         await self._host.checkpoint()
         self._host.refuse_steps_in_terminate_rollback()
         count, key = self._count("wait", name)
+        if self.guard.replaying:
+            self.guard.asked("wait", name, count)
         row = self._store.rows.get(key)
         if row is not None and row.state == "success":
             return event_value(fresh(row.output))
