@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 ExpectedStep = str | Mapping[str, Any]
 """A step name (or ``"name-count"`` label), or a mapping of some of ``name``, ``kind``
 (``do``/``sleep``/``wait``), ``state`` (``running``/``success``/``failure``), ``attempts``,
-``output``: only the keys given are compared."""
+``output``, ``label``, ``count``: only the keys given are compared."""
+STEP_FIELDS = frozenset({"name", "kind", "state", "attempts", "output", "label", "count"})
 HANDLER_OUTCOMES = ("success", "failure")
 PHASE_OUTCOMES = ("complete", "failed")
 _NOTHING = "-"
@@ -40,6 +41,9 @@ def assert_step_trace(instance: Any, expected: Sequence[ExpectedStep]) -> None:
             marked, and the instance's status.
     """
     inst = _instance(instance)
+    for item in expected:
+        if not isinstance(item, str):
+            _check_fields(item)
     rows = [r for r in inst.steps() if r.kind in FORWARD_KINDS]
     actual = [_shown_like(row, want) for row, want in _paired(rows, expected)]
     wanted = [_expected_text(e) for e in expected]
@@ -75,14 +79,15 @@ def assert_rolled_back(instance: Any, steps: Sequence[str], *,
     rows = inst.steps()
     labels = {r.label: r for r in rows if r.kind == "do"}
     handlers = [r for r in rows if r.kind == "rollback"]
-    checked = outcomes is not None
-    wanted = [_handler_text(s, per_step.get(s) if checked else None) for s in steps]
+    every = outcomes is not None and not isinstance(outcomes, Mapping)
+    wanted = [_handler_text(s, per_step.get(s)) for s in steps]
     actual = []
     for handler, want in _paired(handlers, steps):
         forward = labels.get(handler.name)
         name = handler.name if forward is None else (
             want if want is not None and named(forward, want) else forward.name)
-        actual.append(_handler_text(name, handler.state if checked else None))
+        shown = every or name in per_step
+        actual.append(_handler_text(name, handler.state if shown else None))
     rollback = _status(inst).get("rollback")
     if not steps and not handlers and rollback is None:
         return  # none expected, none ran
@@ -184,10 +189,14 @@ def _shown_like(row: StepRow, want: ExpectedStep | None) -> str:
     return _fields_text(fields)
 
 
+def _check_fields(fields: Mapping[str, Any]) -> None:
+    unknown = sorted(set(fields) - STEP_FIELDS)
+    if unknown:
+        raise ValueError(f"cannot compare a step's {unknown[0]!r}; use some of "
+                         f"{', '.join(sorted(STEP_FIELDS))}")
+
+
 def _row_field(row: StepRow, key: str) -> Any:
-    if key not in ("kind", "state", "attempts", "output", "label", "count"):
-        raise ValueError(f"cannot compare a step's {key!r}; use name, kind, state, attempts, "
-                         "output, label or count")
     return getattr(row, key)
 
 
