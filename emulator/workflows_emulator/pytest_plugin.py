@@ -25,14 +25,16 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .emulator import Emulator
 from .errors import ProjectConfigError
 from .project import CONFIG_NAMES
-from .testing.project_fixture import LoadedProject, load_test_project
+
+if TYPE_CHECKING:
+    from .testing.project_fixture import LoadedProject
 
 try:
     import pytest_asyncio
@@ -114,6 +116,8 @@ async def workflows_project(tmp_path: Path, request: pytest.FixtureRequest
                             ) -> AsyncIterator[LoadedProject]:
     """The Worker project of the test's wrangler file, loaded on the virtual clock with its
     state in the test's tmp_path (see the module's docstring for which file)."""
+    from .testing.project_fixture import load_test_project  # the project loader, on first use
+
     config, options = project_options(request)
     async with load_test_project(config, state_dir=tmp_path / "workflows-state",
                                  **options) as project:

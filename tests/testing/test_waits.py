@@ -154,3 +154,16 @@ async def test_a_timeout_says_what_the_instance_is_doing(workflows_emulator: Emu
                      str(caught.value)), str(caught.value)
     release.set()
     assert (await inst.wait_for_sleep("later")).state == "running"
+
+
+async def test_a_paused_instance_is_named_as_such(workflows_emulator: Emulator) -> None:
+    inst = await workflows_emulator.workflow(Onboarding).create(id="p-1", params={})
+    await inst.wait_for_sleep("cool-off")
+    await inst.pause()
+    await workflows_emulator.settle()
+    with pytest.raises(EmulatorError) as caught:
+        await inst.wait_for_step_started("file answer")
+    message = str(caught.value)
+    assert "waited for step \"file answer\" to start in instance 'p-1'" in message
+    assert "resume() it before waiting on it" in message
+    assert "status 'paused'" in message and "cool-off-1 (step.sleep, running)" in message
