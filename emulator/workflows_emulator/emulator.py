@@ -425,6 +425,36 @@ class Instance:
         await scheduler.drive_until(engine, done, timeout)
         return engine.status_dict()
 
+    # Precise waits (workflows_emulator.testing.waits): each returns the awaited step's row and
+    # raises EmulatorError (finished or stuck first) or TimeoutError, naming what it is doing.
+
+    async def wait_for_sleep(self, name: str | None = None, *,
+                             timeout: float | None = None) -> StepRow:
+        """Drive the instance until it sleeps in ``step.sleep`` (called ``name``, if given).
+
+        Returns when the sleep starts: with the virtual clock, its timer is still ahead.
+        """
+        from .testing.waits import sleeping, wait_for_step_row
+        return await wait_for_step_row(self, sleeping(name), timeout)
+
+    async def wait_for_event_wait(self, type: str | None = None, *, name: str | None = None,
+                                  timeout: float | None = None) -> StepRow:
+        """Drive the instance until it waits in ``step.wait_for_event`` (for event ``type``,
+        in the step called ``name``, if given), before the event arrives or times out."""
+        from .testing.waits import wait_for_step_row, waiting_for_event
+        return await wait_for_step_row(self, waiting_for_event(type, name), timeout)
+
+    async def wait_for_step_started(self, name: str, *, timeout: float | None = None) -> StepRow:
+        """Drive the instance until its step ``name`` (or label ``"name-count"``) has started."""
+        from .testing.waits import step_started, wait_for_step_row
+        return await wait_for_step_row(self, step_started(name), timeout)
+
+    async def wait_for_step_finished(self, name: str, *, timeout: float | None = None) -> StepRow:
+        """Drive the instance until its step ``name`` has ended: succeeded, or failed for good
+        (after its retries); the row's ``state`` says which."""
+        from .testing.waits import step_finished, wait_for_step_row
+        return await wait_for_step_row(self, step_finished(name), timeout)
+
     async def pause(self) -> None:
         """Pause: ``waitingForPause`` until running steps finish, then ``paused``."""
         await (await self._live_engine()).pause()

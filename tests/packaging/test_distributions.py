@@ -7,7 +7,8 @@
 
 Both wheels are built with the venv's hatchling (``pip wheel --no-build-isolation``), read with
 ``importlib.metadata``, then installed from that folder alone (``--no-index``) into a fresh venv
-where the README's approval test file must pass.
+where the README's test samples (approval flow, waits and assertions, a Worker project through
+the ``workflows_project`` fixture, ``load_test_project``) must pass, without a warning.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from readme_blocks import write_approval_project
+from readme_blocks import README_TESTS, write_readme_samples
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +89,7 @@ def test_emulator_wheel_holds_the_emulator_pinned_to_the_binding(wheelhouse: Pat
     assert wheel.dist.version == VERSION
     assert wheel.top_level() == {"workflows_emulator", wheel.dist_info}
     for module in ("py.typed", "cli/__init__.py", "pytest_plugin.py", "devserver/__init__.py",
-                   "engine.py", "workers_shim/__init__.py"):
+                   "engine.py", "workers_shim/__init__.py", "testing/__init__.py"):
         assert f"workflows_emulator/{module}" in wheel.names
     # the binding pinned; the dev tool's own libraries (HTTP server, JSONC) by range
     assert sorted(wheel.runtime_requirements) == ["aiohttp>=3.9", "json5>=0.9", "orjson>=3.9",
@@ -100,7 +101,7 @@ def test_emulator_wheel_holds_the_emulator_pinned_to_the_binding(wheelhouse: Pat
     }
 
 
-def test_wheels_installed_in_a_fresh_venv_run_the_readme_approval_test(
+def test_wheels_installed_in_a_fresh_venv_run_the_readme_test_samples(
     wheelhouse: Path, tmp_path: Path
 ) -> None:
     venv = tmp_path / "venv"
@@ -125,10 +126,13 @@ def test_wheels_installed_in_a_fresh_venv_run_the_readme_approval_test(
     assert "usage:" in _run([venv / "bin" / "workflows-emulator", "--help"], env=env, cwd=tmp_path)
 
     (tmp_path / "project").mkdir()
-    project = write_approval_project(tmp_path / "project")
+    project = write_readme_samples(tmp_path / "project")
     result = subprocess.run(
         [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         capture_output=True, text=True, cwd=project, env=env, timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert f"{README_TESTS} passed" in result.stdout
+    assert "warning" not in (result.stdout + result.stderr).lower(), result.stdout + result.stderr
+    printed = _run([python, "load_project_sample.py"], cwd=project, env=env)
+    assert printed.strip() == "{'account': 'bob', 'amount': 10}"
