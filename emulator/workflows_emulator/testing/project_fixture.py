@@ -156,7 +156,8 @@ async def load_test_project(config: str | Path, *, doubles: DoublesSource = None
     tmp = tempfile.mkdtemp(prefix="workflows-project-") if state_dir is None else None
     state = Path(tmp if tmp is not None else str(state_dir))
     try:
-        async with open_runtime(project, state, clock=clock, doubles=doubles) as runtime:
+        async with open_runtime(project, state, clock=clock, doubles=doubles,
+                                determinism="error") as runtime:  # tests fail on it
             yield LoadedProject(runtime, state)
     finally:
         if tmp is not None:

@@ -3,22 +3,22 @@ hand: instances created by the Worker's own fetch, seen with ``introspect_workfl
 
 import json
 
-from workflows_emulator.introspection import introspect_workflow
+from workflows_emulator.testing import introspect_workflow
 
 STATUS_COMPLETE = "complete"
 STEP_NAME = "AI content scan"
 MOCK_RESULT = {"violationScore": 0}
 
 
-async def test_workflow_should_be_able_to_reach_the_end_and_be_successful(worker):
-    async with introspect_workflow(worker.env.MODERATOR) as introspector:
+async def test_workflow_should_be_able_to_reach_the_end_and_be_successful(workflows_project):
+    async with introspect_workflow(workflows_project.env.MODERATOR) as introspector:
         async def configure(m):
             await m.disable_sleeps()
             await m.mock_step_result({"name": STEP_NAME}, MOCK_RESULT)
 
         await introspector.modify_all(configure)
 
-        await worker.fetch("https://mock-worker.local/moderate")
+        await workflows_project.fetch("https://mock-workflows_project.local/moderate")
 
         instances = await introspector.get()
         assert len(instances) == 1
@@ -29,8 +29,8 @@ async def test_workflow_should_be_able_to_reach_the_end_and_be_successful(worker
         assert await instance.get_output() == {"status": "auto_approved"}
 
 
-async def test_workflow_batch_should_be_able_to_reach_the_end_and_be_successful(worker):
-    introspector = await introspect_workflow(worker.env.MODERATOR)
+async def test_workflow_batch_should_be_able_to_reach_the_end_and_be_successful(workflows_project):
+    introspector = await introspect_workflow(workflows_project.env.MODERATOR)
     try:
         async def configure(m):
             await m.disable_sleeps()
@@ -38,7 +38,7 @@ async def test_workflow_batch_should_be_able_to_reach_the_end_and_be_successful(
 
         await introspector.modify_all(configure)
 
-        await worker.fetch("https://mock-worker.local/moderate-batch")
+        await workflows_project.fetch("https://mock-workflows_project.local/moderate-batch")
 
         instances = await introspector.get()
         assert len(instances) == 3
@@ -51,13 +51,13 @@ async def test_workflow_batch_should_be_able_to_reach_the_end_and_be_successful(
         await introspector.dispose()
 
 
-async def _moderate(worker, introspector):
+async def _moderate(project, introspector):
     async def configure(m):
         await m.disable_sleeps()
         await m.mock_step_result({"name": STEP_NAME}, {"violationScore": 50})
 
     await introspector.modify_all(configure)
-    res = await worker.fetch("https://mock-worker.local/moderate")
+    res = await project.fetch("https://mock-workflows_project.local/moderate")
     data = json.loads(await res.text())
     instances = await introspector.get()
     assert len(instances) == 1
@@ -66,16 +66,16 @@ async def _moderate(worker, introspector):
     return data, instance
 
 
-async def test_should_terminate_a_workflow_instance(worker):
-    async with introspect_workflow(worker.env.MODERATOR) as introspector:
-        data, instance = await _moderate(worker, introspector)
-        handle = await worker.env.MODERATOR.get(data["id"])
+async def test_should_terminate_a_workflow_instance(workflows_project):
+    async with introspect_workflow(workflows_project.env.MODERATOR) as introspector:
+        data, instance = await _moderate(workflows_project, introspector)
+        handle = await workflows_project.env.MODERATOR.get(data["id"])
         await handle.terminate()
         await instance.wait_for_status("terminated")
 
 
-async def test_should_restart_a_workflow_instance(worker):
-    async with introspect_workflow(worker.env.MODERATOR) as introspector:
+async def test_should_restart_a_workflow_instance(workflows_project):
+    async with introspect_workflow(workflows_project.env.MODERATOR) as introspector:
         async def configure(m):
             await m.disable_sleeps()
             await m.mock_step_result({"name": STEP_NAME}, {"violationScore": 50})
@@ -83,7 +83,7 @@ async def test_should_restart_a_workflow_instance(worker):
                                 "payload": {"moderatorAction": "approve"}})
 
         await introspector.modify_all(configure)
-        res = await worker.fetch("https://mock-worker.local/moderate")
+        res = await workflows_project.fetch("https://mock-workflows_project.local/moderate")
         data = json.loads(await res.text())
         instances = await introspector.get()
         assert len(instances) == 1
@@ -91,16 +91,16 @@ async def test_should_restart_a_workflow_instance(worker):
         assert await instance.wait_for_step_result({"name": STEP_NAME}) == {
             "violationScore": 50}
 
-        handle = await worker.env.MODERATOR.get(data["id"])
+        handle = await workflows_project.env.MODERATOR.get(data["id"])
         await handle.restart()
 
         # Mocks survive the restart, so the restarted workflow runs with the same config
         await instance.wait_for_status(STATUS_COMPLETE)
 
 
-async def test_should_pause_a_workflow_instance(worker):
-    async with introspect_workflow(worker.env.MODERATOR) as introspector:
-        data, instance = await _moderate(worker, introspector)
-        handle = await worker.env.MODERATOR.get(data["id"])
+async def test_should_pause_a_workflow_instance(workflows_project):
+    async with introspect_workflow(workflows_project.env.MODERATOR) as introspector:
+        data, instance = await _moderate(workflows_project, introspector)
+        handle = await workflows_project.env.MODERATOR.get(data["id"])
         await handle.pause()
         await instance.wait_for_status("paused")

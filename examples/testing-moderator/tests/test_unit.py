@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from workflows_emulator.introspection import introspect_workflow_instance
+from workflows_emulator.testing import introspect_workflow_instance
 
 STATUS_COMPLETE = "complete"
 STATUS_ERROR = "errored"
@@ -13,8 +13,8 @@ STEP_NAME = "AI content scan"
 
 
 # This example disposes the instance implicitly (`async with`, as JS's `await using`)
-async def test_should_mock_a_non_violation_score_and_complete(worker):
-    env = worker.env
+async def test_should_mock_a_non_violation_score_and_complete(workflows_project):
+    env = workflows_project.env
     instance_id = str(uuid.uuid4())
     mock_result = {"violationScore": 0}
 
@@ -36,8 +36,8 @@ async def test_should_mock_a_non_violation_score_and_complete(worker):
 
 # This example disposes the instance explicitly
 async def test_should_mock_the_violation_score_calculation_to_fail_2_times_and_then_complete(
-        worker):
-    env = worker.env
+        workflows_project):
+    env = workflows_project.env
     instance_id = str(uuid.uuid4())
     mock_result = {"violationScore": 0}
 
@@ -61,8 +61,8 @@ async def test_should_mock_the_violation_score_calculation_to_fail_2_times_and_t
         await instance.dispose()
 
 
-async def test_should_mock_a_violation_score_and_complete(worker):
-    env = worker.env
+async def test_should_mock_a_violation_score_and_complete(workflows_project):
+    env = workflows_project.env
     instance_id = str(uuid.uuid4())
     mock_result = {"violationScore": 99}
 
@@ -81,8 +81,8 @@ async def test_should_mock_a_violation_score_and_complete(worker):
         assert await instance.get_output() == {"status": "auto_rejected"}
 
 
-async def test_should_be_reviewed_accepted_and_complete(worker):
-    env = worker.env
+async def test_should_be_reviewed_accepted_and_complete(workflows_project):
+    env = workflows_project.env
     instance_id = str(uuid.uuid4())
     mock_result = {"violationScore": 50}
 
@@ -103,8 +103,8 @@ async def test_should_be_reviewed_accepted_and_complete(worker):
         assert await instance.get_output() == {"decision": "approve", "status": "moderated"}
 
 
-async def test_should_disable_retry_delays_when_mocking_step_errors(worker):
-    env = worker.env
+async def test_should_disable_retry_delays_when_mocking_step_errors(workflows_project):
+    env = workflows_project.env
     instance_id = str(uuid.uuid4())
     mock_result = {"violationScore": 0}
 
@@ -123,8 +123,8 @@ async def test_should_disable_retry_delays_when_mocking_step_errors(worker):
         assert await instance.get_output() == {"status": "auto_approved"}
 
 
-async def test_should_force_human_review_to_timeout_and_error(worker):
-    env = worker.env
+async def test_should_force_human_review_to_timeout_and_error(workflows_project):
+    env = workflows_project.env
     instance_id = str(uuid.uuid4())
     mock_result = {"violationScore": 50}
 
@@ -145,8 +145,8 @@ async def test_should_force_human_review_to_timeout_and_error(worker):
         assert "Execution timed out" in error["message"]
 
 
-async def test_waiting_for_a_status_the_instance_can_no_longer_reach_fails(worker):
-    env = worker.env
+async def test_waiting_for_a_status_the_instance_can_no_longer_reach_fails(workflows_project):
+    env = workflows_project.env
     async with introspect_workflow_instance(env.MODERATOR, "done") as instance:
         await instance.modify(lambda m: m.mock_step_result({"name": STEP_NAME},
                                                            {"violationScore": 0}))
