@@ -265,6 +265,20 @@ class InstanceEngine:
         self._registry.clear()
         self.start()
 
+    async def check_replay(self) -> NonDeterminismError | None:
+        """Replay ``run()`` over the log, running and writing nothing new; the divergence
+        found, if any (the ``replay`` command; needs determinism "error")."""
+        guard = self.steps.guard
+        self.steps.replay_only = True
+        try:
+            await self._run_user_code()
+            guard.run_ended()
+        except Exception:
+            pass           # past the log, given None for the steps it did not run
+        finally:
+            self.steps.replay_only = False
+        return guard.divergence
+
     def send_event(self, event_type: str, payload: Any) -> None:
         if self.terminal:
             raise WorkflowError(

@@ -30,6 +30,7 @@ from .render import (
     render_workflow,
     render_workflows,
 )
+from .replay_command import run_replay
 from .store_commands import run_store_command
 
 CommandFn = Callable[[argparse.Namespace, Call], Awaitable[None]]
@@ -53,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_store_command(args)
         if args.command == "d1":
             return run_d1(args)
+        if args.command == "replay":
+            return run_replay(args)
         read_only = (args.isub if args.sub == "instances" else args.sub) in ("list", "describe")
         return run_command(args, lambda call: _workflows(args, call), read_only=read_only)
     except (CliError, EmulatorError) as exc:

@@ -6,6 +6,7 @@ import argparse
 from typing import TypeAlias
 
 from .d1_commands import add_d1_parser
+from .replay_command import add_replay_parser
 
 DEFAULT_STATE = ".workflows-emulator"
 DOUBLES_HELP = ("a Python file whose make_doubles(project) returns test doubles for "
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_store_commands(top)
     add_d1_parser(top, DEFAULT_STATE)
+    add_replay_parser(top, DEFAULT_STATE)
     return root
 
 

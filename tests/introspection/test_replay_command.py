@@ -1,0 +1,69 @@
+"""``workflows-emulator replay``: the stored instances checked against changed code."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from worker_projects import write_worker_project
+from workflows_emulator.cli.commands import main
+
+CODE = """
+    from workers import WorkflowEntrypoint
+
+    class Flow(WorkflowEntrypoint):
+        async def run(self, event, step):
+            @step.do("{first}")
+            async def first():
+                return 1
+
+            await first()
+            await step.sleep("nap", "3 days")
+
+            @step.do("last")
+            async def last():
+                return 2
+
+            return await last()
+"""
+
+
+def _project(root: Path, first: str) -> Path:
+    return write_worker_project(root, textwrap.dedent(CODE).replace("{first}", first))
+
+
+def test_replay_passes_the_same_code_and_names_a_renamed_step(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _project(tmp_path / "p", "charge")
+    state = tmp_path / "state"
+    where = ["--config", str(config), "--persist-to", str(state)]
+    assert main(["workflows", "trigger", "flow", "--id", "sleeper", "--timers-within", "0",
+                 *where]) == 0
+    capsys.readouterr()
+    before = sorted(p.read_bytes() for p in state.rglob("*.sqlite"))
+
+    assert main(["replay", str(state), "--config", str(config)]) == 0
+    assert "✔ flow/sleeper: replays as logged" in capsys.readouterr().out
+
+    _project(tmp_path / "p", "bill")  # the step renamed in the code to deploy
+    assert main(["replay", str(state), "--config", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert "✘ flow/sleeper: instance sleeper of \"flow\" is not deterministic" in out
+    assert "asked for step.do 'bill' where the log has step.do 'charge'" in out
+    assert "1 instance(s) replayed, 1 diverge" in out
+
+    assert main(["replay", str(state), "--config", str(config), "--json"]) == 1
+    (found,) = json.loads(capsys.readouterr().out)
+    assert found["ok"] is False and found["status"] == "waiting"
+    # the state directory was only read
+    assert sorted(p.read_bytes() for p in state.rglob("*.sqlite")) == before
+
+
+def test_replay_of_a_folder_without_instances_says_what_to_pass(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _project(tmp_path / "p", "charge")
+    assert main(["replay", str(tmp_path / "nowhere"), "--config", str(config)]) == 1
+    assert "holds no instances" in capsys.readouterr().err
