@@ -17,8 +17,11 @@ EMULATOR_TEST_START = "import pytest\nfrom workflows_emulator import Emulator\n"
 BOOKING_TEST_START = "from workflows_emulator.testing import assert_rolled_back, assert_step_trace\n"
 PROJECT_TEST_START = "from workflows_emulator.testing import assert_rolled_back\n\n\nasync def test_a_"
 LOAD_PROJECT_START = "import asyncio\n\nfrom workflows_emulator.testing import load_test_project\n"
-README_TESTS = 7
-"""How many tests `write_readme_samples` writes (3 approval, 1 emulator, 2 booking, 1 project)."""
+INTROSPECTION_TEST_START = "from workflows_emulator.testing import introspect_workflow_instance\n"
+CRASH_TEST_START = "from workflows_emulator import Emulator\nfrom workflows_saga import WorkflowEntrypoint\n\ncharged"
+README_TESTS = 9
+"""How many tests `write_readme_samples` writes (3 approval, 1 emulator, 2 booking, 1 project,
+1 introspection, 1 crash)."""
 
 
 def readme_block(start: str) -> str:
@@ -44,6 +47,8 @@ def write_readme_samples(directory: Path) -> Path:
     write_approval_project(directory)
     (directory / "test_emulator.py").write_text(readme_block(EMULATOR_TEST_START))
     (directory / "test_booking.py").write_text(readme_block(BOOKING_TEST_START))
+    (directory / "test_moderate.py").write_text(readme_block(INTROSPECTION_TEST_START))
+    (directory / "test_crash.py").write_text(readme_block(CRASH_TEST_START))
     project = directory / "examples" / "transfer-project"
     shutil.copytree(REPO / "examples" / "transfer-project", project)
     (project / "tests").mkdir()

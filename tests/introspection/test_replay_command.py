@@ -67,3 +67,19 @@ def test_replay_of_a_folder_without_instances_says_what_to_pass(
     config = _project(tmp_path / "p", "charge")
     assert main(["replay", str(tmp_path / "nowhere"), "--config", str(config)]) == 1
     assert "holds no instances" in capsys.readouterr().err
+
+
+def test_the_readme_shows_the_message_replay_prints(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from readme_blocks import readme_block
+
+    config = _project(tmp_path / "p", "charge")
+    state = tmp_path / "state"
+    assert main(["workflows", "trigger", "flow", "--id", "sleeper", "--timers-within", "0",
+                 "--config", str(config), "--persist-to", str(state)]) == 0
+    _project(tmp_path / "p", "bill")
+    capsys.readouterr()
+    assert main(["replay", str(state), "--config", str(config)]) == 1
+    out = capsys.readouterr().out
+    for line in readme_block('instance sleeper of "flow"').strip().splitlines():
+        assert line in out, (line, out)
