@@ -31,6 +31,7 @@ from .render import (
     render_workflows,
 )
 from .store_commands import run_store_command
+from .time_commands import run_time
 
 CommandFn = Callable[[argparse.Namespace, Call], Awaitable[None]]
 ACTION_VERBS = {"terminate": ("🥷", "terminated"), "pause": ("⏸️", "paused"),
@@ -46,13 +47,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             project = load_project(args.config)
             return asyncio.run(run_dev(project, Path(args.persist_to), args.ip, args.port,
-                                       args.doubles))
+                                       args.doubles, virtual_clock=args.virtual_clock))
         if args.command == "doctor":
             return _doctor(args)
         if args.command in ("kv", "r2"):
             return run_store_command(args)
         if args.command == "d1":
             return run_d1(args)
+        if args.command == "time":
+            return run_time(args)
         read_only = (args.isub if args.sub == "instances" else args.sub) in ("list", "describe")
         return run_command(args, lambda call: _workflows(args, call), read_only=read_only)
     except (CliError, EmulatorError) as exc:
