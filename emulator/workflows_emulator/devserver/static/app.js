@@ -449,7 +449,7 @@ function stepSegments(step, span) {
   const parts = [];
   step.attempts.forEach((attempt, i) => {
     const aEnd = attempt.end ?? span.now;
-    parts.push(segment(span, attempt.start, aEnd, `attempt state-${attempt.state}`,
+    parts.push(segment(span, attempt.start, aEnd, `seg-attempt state-${attempt.state}`,
       `attempt ${attempt.attempt}: ${attempt.state}, ${fmtDuration(aEnd - attempt.start)}`));
     const next = step.attempts[i + 1];
     const resume = next ? next.start : (attempt.end !== null && step.retry_at) || null;
@@ -535,7 +535,16 @@ function handlerCard(handler, span, total) {
   handler.error ? h("p", {class: "error step-error"}, fmtError(handler.error)) : null);
 }
 
-function drawTimeline(doc) {
+/** A step still "running" in an ended instance was cut short: no timer is pending for it. */
+function settled(step, doc) {
+  if (!TERMINAL.has(doc.status) || step.state !== "running") return step;
+  return {...step, state: "interrupted", retry_at: null, wake_at: null};
+}
+
+function drawTimeline(raw) {
+  const doc = {...raw, steps: raw.steps.map((s) => settled(s, raw)),
+    rollback_phase: raw.rollback_phase && {...raw.rollback_phase,
+      steps: raw.rollback_phase.steps.map((s) => settled(s, raw))}};
   const span = timeSpan(doc);
   const phase = doc.rollback_phase;
   const handlers = new Map((phase?.steps ?? []).map((s) => [s.step, s]));
