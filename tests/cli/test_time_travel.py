@@ -7,6 +7,8 @@ servers it starts (the ``dev_server`` fixture, or `virtual_server`'s own cleanup
 from __future__ import annotations
 
 import re
+import shlex
+import signal
 import subprocess
 import textwrap
 import time
@@ -18,7 +20,7 @@ import pytest
 
 from workflows_emulator.devserver.timeline_api import advance_ms
 
-from .conftest import SCRIPT, DevServer, run_cli
+from .conftest import ROOT, SCRIPT, DevServer, free_port, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -255,3 +257,48 @@ def test_advance_durations(text: str | int, ms: int) -> None:
 def test_advance_refuses_what_is_not_a_duration(text: object) -> None:
     with pytest.raises(ValueError, match="invalid duration"):
         advance_ms(text)
+
+
+def readme_walkthrough() -> tuple[str, str]:
+    """The two ``sh`` blocks of the README's time-travel walkthrough."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("### The instance timeline page and time travel")
+    section = readme[start:readme.index("\n## ", start)]
+    first, second = re.findall(r"```sh\n(.*?)```", section, re.S)
+    return first, second
+
+
+def test_readme_time_travel_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    """The README's commands, in a fresh folder; only the console script's path is this
+    venv's, and the dev server gets a free port instead of 8787."""
+    first, second = readme_walkthrough()
+
+    def verbatim(block: str) -> str:
+        return block.replace(".venv/bin/workflows-emulator", str(SCRIPT))
+
+    [dev_line] = [line for line in first.splitlines() if " dev " in line]
+    files = subprocess.run(["bash", "-euc", verbatim(first.replace(dev_line, ""))], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=30)
+    assert files.returncode == 0, files.stderr
+    dev = subprocess.Popen([*shlex.split(verbatim(dev_line)), "--port", str(free_port())],
+                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, start_new_session=True)
+    try:
+        assert dev.stdout is not None
+        output = ""
+        while "Ready on" not in output:
+            line = dev.stdout.readline()
+            assert line, f"the README's dev server did not start:\n{output}"
+            output += line
+        assert "Virtual clock" in output
+        run = subprocess.run(["bash", "-euc", verbatim(second)], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stdout + run.stderr
+    finally:
+        dev.send_signal(signal.SIGINT)
+        dev.communicate(timeout=15)
+    assert "⏩ Advanced the virtual clock by 3h (10800 s)" in run.stdout
+    assert re.search(r"Status: +✅ Completed", run.stdout), run.stdout
+    assert 'Output: {"approved_by": "ann"}' in re.sub(r" +", " ", run.stdout)
+    assert re.search(r"Name: +wait for the slot-1\n.*\n.*\n.*\n +Duration: +10800\.000s",
+                     run.stdout), run.stdout

@@ -428,7 +428,7 @@ function segment(span, a, b, cls, title) {
   const left = ((a - span.t0) / span.width) * 100;
   const width = Math.max(((b - a) / span.width) * 100, 0);
   return h("span", {class: `seg ${cls}`, title,
-    style: {left: `${left}%`, width: `max(${width}%, 3px)`}});
+    style: {left: `min(${left}%, calc(100% - 3px))`, width: `max(${width}%, 3px)`}});
 }
 
 function track(span, segments) {
