@@ -14,6 +14,8 @@ import os
 import re
 import shutil
 import textwrap
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -314,3 +316,39 @@ def test_advance_button_wakes_a_three_hour_sleep(
         screenshot(page, tmp_path, "advanced-3h")
     finally:
         server.stop()
+
+
+def test_page_route_serves_its_files_and_nothing_else(
+        dev_server: Callable[[Path], DevServer], project: Path) -> None:
+    server = dev_server(project)
+    base = server.base + "/__workflows"
+    request = urllib.request.Request(base, method="GET")
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as redirect:
+        opener.open(request, timeout=10)
+    redirect.value.close()
+    assert redirect.value.code == 308 and redirect.value.headers["location"] == "/__workflows/"
+    for path, kind in [("/", "text/html"), ("/static/app.js", "text/javascript"),
+                       ("/static/timeline.css", "text/css")]:
+        with urllib.request.urlopen(base + path, timeout=10) as answer:
+            assert answer.headers["content-type"].startswith(kind)
+            assert "default-src 'self'" in answer.headers["content-security-policy"]
+            assert answer.read()
+    for path in ["/static/", "/static/../server.py", "/static/%2e%2e/server.py", "/nope",
+                 "/static/index.htm"]:
+        code, text = http("GET", base + path)
+        assert code == 404 and "open /__workflows/" in text, (path, code, text)
+    code, text = http("POST", base + "/", b"")
+    assert code == 405
+    # the API under the same prefix still answers, and the Worker keeps everything else
+    code, body = http("GET", base + "/api/workflows")
+    assert code == 200 and [w["name"] for w in body["result"]] == ["transfer", "nap"]
+    code, body = http("GET", server.base + "/__workflowsx")
+    assert code == 404 and body == {"error": "try POST /transfers"}
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Report a redirect instead of following it."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
