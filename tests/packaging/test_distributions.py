@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from readme_blocks import README_TESTS, write_readme_samples
+from workflows_emulator.devserver.timeline_page import STATIC_FILES
 
 pytestmark = pytest.mark.slow
 
@@ -91,6 +92,9 @@ def test_emulator_wheel_holds_the_emulator_pinned_to_the_binding(wheelhouse: Pat
     for module in ("py.typed", "cli/__init__.py", "pytest_plugin.py", "devserver/__init__.py",
                    "engine.py", "workers_shim/__init__.py", "testing/__init__.py"):
         assert f"workflows_emulator/{module}" in wheel.names
+    # the timeline page's hand-written files, served from the installed package
+    for static in STATIC_FILES:
+        assert f"workflows_emulator/devserver/static/{static}" in wheel.names
     # the binding pinned; the dev tool's own libraries (HTTP server, JSONC) by range
     assert sorted(wheel.runtime_requirements) == ["aiohttp>=3.9", "json5>=0.9", "orjson>=3.9",
                                                  "python-dotenv>=1.0", f"workflows-saga=={VERSION}"]

@@ -32,6 +32,7 @@ from .render import (
 )
 from .replay_command import run_replay
 from .store_commands import run_store_command
+from .time_commands import run_time
 
 CommandFn = Callable[[argparse.Namespace, Call], Awaitable[None]]
 ACTION_VERBS = {"terminate": ("🥷", "terminated"), "pause": ("⏸️", "paused"),
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             project = load_project(args.config)
             return asyncio.run(run_dev(project, Path(args.persist_to), args.ip, args.port,
-                                       args.doubles))
+                                       args.doubles, virtual_clock=args.virtual_clock))
         if args.command == "doctor":
             return _doctor(args)
         if args.command in ("kv", "r2"):
@@ -56,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_d1(args)
         if args.command == "replay":
             return run_replay(args)
+        if args.command == "time":
+            return run_time(args)
         read_only = (args.isub if args.sub == "instances" else args.sub) in ("list", "describe")
         return run_command(args, lambda call: _workflows(args, call), read_only=read_only)
     except (CliError, EmulatorError) as exc:

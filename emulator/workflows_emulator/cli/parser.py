@@ -7,6 +7,7 @@ from typing import TypeAlias
 
 from .d1_commands import add_d1_parser
 from .replay_command import add_replay_parser
+from .time_commands import add_time_parser
 
 DEFAULT_STATE = ".workflows-emulator"
 DOUBLES_HELP = ("a Python file whose make_doubles(project) returns test doubles for "
@@ -26,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=port_number, default=8787)
     dev.add_argument("--persist-to", default=DEFAULT_STATE)
     dev.add_argument("--doubles", metavar="FILE", help=DOUBLES_HELP)
+    dev.add_argument("--virtual-clock", action="store_true", help="run on a clock that moves "
+                     "only with `workflows-emulator time advance` (jump over sleeps and delays)")
 
     doctor = top.add_parser(
         "doctor", help="find state files that cannot be read; --quarantine sets them aside")
@@ -47,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_store_commands(top)
     add_d1_parser(top, DEFAULT_STATE)
     add_replay_parser(top, DEFAULT_STATE)
+    add_time_parser(top, DEFAULT_STATE)
     return root
 
 

@@ -27,6 +27,8 @@ from ..workers_shim.http import Request, Response
 from .api_views import API_PREFIX, ApiResponse, InstanceApi
 from .http_transport import HttpLimits, HttpResponse, HttpServer
 from .local_only import exposure_warning, refusal
+from .timeline_api import TimelineApi, catch_up, clock_note
+from .timeline_page import PAGE_PREFIX, serve_page
 from .worker_fetch import fetch_handler
 
 NO_FETCH = ("this project has no fetch handler: define class Default(WorkerEntrypoint) with "
@@ -64,6 +66,8 @@ class DevServer:
         self.routes: list[Route] = [Route(API_PREFIX, self._api_route, api=True)]
         """Path prefixes the server answers itself, first match wins; the rest goes to the
         Worker. Each part of the local-development surface adds its own."""
+        self.routes[:0] = [Route(p, h, api=True) for p, h in TimelineApi(self.api).routes()]
+        self.routes.append(Route(PAGE_PREFIX, serve_page))  # after the API under its prefix
 
     @property
     def ip(self) -> str:
@@ -137,21 +141,24 @@ def text_response(status: int, text: str) -> HttpResponse:
 
 
 async def run_dev(project: Project, state_dir: Path, ip: str, port: int,
-                  doubles: str | None = None) -> int:
+                  doubles: str | None = None, virtual_clock: bool = False) -> int:
     """Run the dev server until SIGINT/SIGTERM; instances stay in ``state_dir``."""
     for warning in project.warnings:
         print(f"▲ [WARNING] {warning}", file=sys.stderr)
     # The lock comes first, before the project is imported or any state file is opened.
     with StateLock.acquire(state_dir) as lock:
-        return await _serve_project(project, state_dir, ip, port, lock, doubles)
+        return await _serve_project(project, state_dir, ip, port, lock, doubles, virtual_clock)
 
 
 async def _serve_project(project: Project, state_dir: Path, ip: str, port: int,
-                         lock: StateLock, doubles: str | None) -> int:
+                         lock: StateLock, doubles: str | None, virtual_clock: bool) -> int:
     # Ctrl-C lets running step callbacks finish (up to 10 s) so no attempt is wasted.
-    async with open_runtime(project, state_dir, clock="real", drain_timeout=10.0,
+    async with open_runtime(project, state_dir, clock="virtual" if virtual_clock else "real",
+                            drain_timeout=10.0,
                             lock=lock, doubles=doubles) as rt:
         server = DevServer(rt, ip, port)
+        if virtual_clock:
+            print(clock_note(await catch_up(rt)), flush=True)
         warning = exposure_warning(ip)
         if warning is not None:
             print(f"▲ [WARNING] {warning}", file=sys.stderr, flush=True)
