@@ -185,15 +185,19 @@ class ExplorerApi:
         status = await inst.status()
         described = describe_instance(inst, status)
         steps = [_step(row) for row in inst.steps() if row.kind in STEP_TYPES]
-        return success({
-            "status": status["status"], "params": None,
+        details: dict[str, Any] = {
+            # "id" is required by the document's schema (miniflare leaves it out)
+            "id": inst.id, "status": status["status"], "params": None,
             "queued": iso(described["queued"]), "start": iso(described["start"]),
             "end": iso(described["end"]), "output": status.get("output"),
-            "error": status.get("error"), "steps": steps, "step_count": len(steps),
+            "steps": steps, "step_count": len(steps),
             # Extra: the saga's rollback phase (the official clients ignore these).
             "rollback": status.get("rollback"),
             "rollback_phase": _rollback_phase(described["rollback_phase"]),
-        })
+        }
+        if status.get("error") is not None:  # the document's "error" is an object, never null
+            details["error"] = status["error"]
+        return success(details)
 
     async def change_status(self, request: ApiRequest, params: dict[str, str]) -> ApiResponse:
         """``wor-change-status-workflow-instance``: pause, resume, terminate (rollback) or
