@@ -5,12 +5,16 @@ this repository); the test drives it as a user would: open it, find the workflow
 sidebar, trigger an instance from its dialog, open the instance and read its steps. Elements
 are checked, not pixels; a screenshot of the instance page is saved under ``tmp_path``.
 
-Needs Debian's Chromium (``/usr/bin/chromium``) and the Python ``playwright`` package (the
-``test`` extra); without them the test fails and says what to install (CI installs both).
+Needs Debian's Chromium (``/usr/bin/chromium``), the Python ``playwright`` package (the
+``test`` extra) and the npm tooling (``make .build/realruntime.stamp``, for the UI's files);
+without them the test fails and says what to install (CI installs all three). Marked ``e2e``
+like every test that needs Cloudflare's npm packages, so ``make test-fast`` runs on a checkout
+without them; ``make test`` builds the tooling first and runs it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +23,8 @@ import pytest
 from workflows_emulator.devserver.explorer_ui import find_ui
 
 from .conftest import EXAMPLE, DevServer
+
+pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -89,6 +95,24 @@ def test_explorer_ui_lists_workflows_and_shows_an_instances_steps(
             expect(page.get_by_text("Errored").first).to_be_visible()
             row.click()
             expect(page.get_by_text("credit destination", exact=True)).to_be_visible()
+
+            # "Restart from this step" on the second step: the UI's request, answered.
+            page.get_by_label("Restart from this step").nth(1).click()
+            with page.expect_response(lambda r: r.url.endswith("/ui-5000/status")) as answer:
+                page.get_by_role("dialog").get_by_role("button", name="Restart from step").click()
+            assert answer.value.status == 200, answer.value.text()
+            assert answer.value.request.post_data_json == {
+                "status": "restart", "from": {"name": "debit source", "count": 1, "type": "do"}}
+            # ... and carried out: restarted, it ran again from that step and rolled back again.
+            deadline = time.monotonic() + 20
+            while True:
+                done = server.wait_status("transfer", "ui-5000", {"errored"})
+                kinds = [e["event"] for e in done["events"]]
+                if kinds[-4:] == ["WORKFLOW_RESTARTED", "ROLLBACK_START", "ROLLBACK_COMPLETE",
+                                  "WORKFLOW_FAILURE"]:
+                    break
+                assert time.monotonic() < deadline, kinds
+                time.sleep(0.1)
             assert not failed, f"requests that failed: {failed}"
         finally:
             browser.close()
