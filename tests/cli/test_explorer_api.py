@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import textwrap
 import types
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,10 @@ from workflows_emulator.bindings.config import (
     KvConfig,
     R2Config,
 )
-from workflows_emulator.devserver import InstanceApi
-from workflows_emulator.devserver.explorer_api import ExplorerApi, iso
+from workflows_emulator.devserver import ApiResponse, InstanceApi
+from workflows_emulator.devserver.explorer_api import ExplorerApi, RawAnswer, iso
 from workflows_emulator.devserver.explorer_ui import find_ui, missing_ui_page, ui_file
-from workflows_emulator.project import Project, Runtime, WorkflowConfig
+from workflows_emulator.project import Project, Runtime, WorkflowConfig, load_project, open_runtime
 from workflows_saga import NonRetryableError, RollbackContext, WorkflowEntrypoint
 
 from .conftest import EXAMPLE, DevServer, http
@@ -89,6 +90,7 @@ async def call(api: ExplorerApi, method: str, path: str, body: Any = None,
                status: int = 200) -> dict[str, Any]:
     raw = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
     answer = await api.handle(method, path, raw)
+    assert isinstance(answer, ApiResponse), answer
     assert answer.status == status, answer.body
     assert answer.body["success"] is (status == 200)
     assert answer.body["messages"] == []
@@ -265,6 +267,81 @@ async def test_workers_and_resource_listings(explorer: ExplorerApi) -> None:
                                  "nothing")
 
 
+STORES_TOML = """
+name = "stores"
+main = "src/entry.py"
+compatibility_date = "2026-03-01"
+compatibility_flags = ["python_workers"]
+
+[[kv_namespaces]]
+binding = "CACHE"
+id = "cache-ns"
+
+[[d1_databases]]
+binding = "DB"
+database_name = "shop-db"
+database_id = "0f1e2d3c"
+"""
+
+
+@pytest.fixture
+async def stores(tmp_path: Path) -> AsyncIterator[ExplorerApi]:
+    """The explorer of a project loaded from its wrangler.toml, with a KV namespace and a D1
+    database in a real state directory."""
+    (tmp_path / "stores" / "src").mkdir(parents=True)
+    (tmp_path / "stores" / "src" / "entry.py").write_text(textwrap.dedent("""
+        from workers import WorkerEntrypoint
+
+        class Default(WorkerEntrypoint):
+            async def fetch(self, request):
+                return None
+        """))
+    (tmp_path / "stores" / "wrangler.toml").write_text(STORES_TOML)
+    project = load_project(tmp_path / "stores" / "wrangler.toml")
+    async with open_runtime(project, tmp_path / "state", clock="virtual") as rt:
+        yield ExplorerApi(rt, InstanceApi(rt))
+
+
+async def test_kv_keys_and_values(stores: ExplorerApi) -> None:
+    cache = stores.rt.env.CACHE
+    for n in range(12):
+        await cache.put(f"user:{n:02}", f"value {n}", {"metadata": {"n": n}})
+    await cache.put("other", b"\x00\xff")
+    first = await call(stores, "GET", "/storage/kv/namespaces/cache-ns/keys?prefix=user:&limit=10")
+    assert [k["name"] for k in first["result"]] == [f"user:{n:02}" for n in range(10)]
+    assert first["result"][3] == {"name": "user:03", "metadata": {"n": 3}}
+    assert first["result_info"]["count"] == 10 and first["result_info"]["cursor"]
+    rest = await call(stores, "GET", "/storage/kv/namespaces/cache-ns/keys?prefix=user:&cursor="
+                      + first["result_info"]["cursor"])
+    assert [k["name"] for k in rest["result"]] == ["user:10", "user:11"]
+    assert rest["result_info"] == {"count": 2, "cursor": ""}
+    value = await stores.handle("GET", "/storage/kv/namespaces/cache-ns/values/other", b"")
+    assert value == RawAnswer(200, b"\x00\xff")
+    missing = await call(stores, "GET", "/storage/kv/namespaces/cache-ns/values/nope", status=404)
+    assert error(missing) == (10009, "Not Found")
+    unknown = await call(stores, "GET", "/storage/kv/namespaces/elsewhere/keys", status=404)
+    assert error(unknown) == (10001, "KV namespace 'elsewhere' not found.")
+    await call(stores, "GET", "/storage/kv/namespaces/cache-ns/keys?limit=5", status=400)
+
+
+async def test_d1_raw_queries(stores: ExplorerApi) -> None:
+    path = "/d1/database/0f1e2d3c/raw"
+    made = await call(stores, "POST", path, {"batch": [
+        {"sql": "CREATE TABLE sales (sku TEXT, cents INTEGER)"},
+        {"sql": "INSERT INTO sales VALUES (?, ?), (?, ?)", "params": ["a1", 250, "b2", 99]}]})
+    assert [r["success"] for r in made["result"]] == [True, True]
+    assert made["result"][1]["meta"]["changes"] == 2
+    rows = (await call(stores, "POST", path, {"sql": "SELECT sku, cents FROM sales ORDER BY sku"}
+                       ))["result"]
+    assert rows[0]["results"] == {"columns": ["sku", "cents"], "rows": [["a1", 250], ["b2", 99]]}
+    assert (await stores.rt.env.DB.prepare("SELECT count(*) AS n FROM sales").first("n")) == 2
+    failed = await call(stores, "POST", path, {"sql": "SELECT * FROM missing"}, status=400)
+    assert "no such table: missing" in error(failed)[1]
+    await call(stores, "POST", path, {"query": "SELECT 1"}, status=400)
+    unknown = await call(stores, "POST", "/d1/database/nope/raw", {"sql": "SELECT 1"}, status=404)
+    assert error(unknown) == (10001, "D1 database 'nope' not found.")
+
+
 def test_iso_timestamps() -> None:
     assert iso(0) == "1970-01-01T00:00:00.000Z"
     assert iso(1_767_225_600_123.9) == "2026-01-01T00:00:00.123Z"
@@ -372,7 +449,8 @@ def _operation(document: dict[str, Any], method: str, path: str) -> dict[str, An
 
 
 @pytest.mark.e2e
-async def test_every_answer_matches_the_openapi_document(explorer: ExplorerApi) -> None:
+async def test_every_answer_matches_the_openapi_document(explorer: ExplorerApi,
+                                                         stores: ExplorerApi) -> None:
     try:
         import jsonschema
     except ImportError:
@@ -387,6 +465,8 @@ async def test_every_answer_matches_the_openapi_document(explorer: ExplorerApi) 
         UNDONE.clear()
         await scenario(explorer)
         await explorer.handle("DELETE", "/workflows/order", b"")
+    await test_kv_keys_and_values(stores)
+    await test_d1_raw_queries(stores)
     resolver_root = _json_schema(document)
     checked: set[str] = set()
     for method, path, status, body in SEEN:

@@ -17,6 +17,9 @@ explorer.worker.js``) and of miniflare's own implementation of it:
     GET    /local/workers                                   this project's worker and bindings
     GET    /storage/kv/namespaces, /d1/database, /r2/buckets,
            /workers/durable_objects/namespaces              the project's resources (listed)
+    GET    /storage/kv/namespaces/<id>/keys?prefix&cursor&limit    a KV namespace's keys
+    GET    /storage/kv/namespaces/<id>/values/<key>         a value, as raw bytes
+    POST   /d1/database/<id>/raw                            {"sql", "params"} or {"batch": [...]}
 
 Answers are ``{"success", "errors", "messages", "result"}`` (and ``result_info`` for lists);
 a failure is ``{"success": false, "errors": [{"code", "message"}], "messages": [],
@@ -54,13 +57,24 @@ EXPLORER_API_PREFIX = EXPLORER_PREFIX + "/api"
 NOT_FOUND = 10501
 """miniflare's ``WORKFLOW_ERROR_NOT_FOUND``."""
 INVALID_DATE_RANGE = 10502
+KV_KEY_NOT_FOUND = 10009
 GENERIC = 10001
+UNEXPECTED = 10000
 LIST_STATUSES = ("queued", "running", "paused", "errored", "terminated", "complete",
                  "waitingForPause", "waiting")
 """The statuses an instance list may filter on and a workflow counts, in the document's order."""
 CHANGE_STATUSES = ("pause", "resume", "terminate", "restart")
 STEP_TYPES = {"do": "step", "sleep": "sleep", "wait": "waitForEvent"}
 """The emulator's step kinds as the Explorer names them (rollback handlers are extra)."""
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    """An answer that is not JSON: a KV value's bytes."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/octet-stream"
 
 
 class ExplorerError(Exception):
@@ -99,7 +113,7 @@ class ExplorerApi:
         self.rt = runtime
         self.instances = instances
 
-    async def handle(self, method: str, target: str, raw: bytes) -> ApiResponse:
+    async def handle(self, method: str, target: str, raw: bytes) -> ApiResponse | RawAnswer:
         """Answer one call; ``target`` is relative to `EXPLORER_API_PREFIX` (may carry a query)."""
         request = ApiRequest.parse(method, target, raw)
         parts = request.parts
@@ -117,6 +131,8 @@ class ExplorerApi:
                     return failure(503, GENERIC, str(exc))
                 except (EmulatorError, ValueError, TypeError) as exc:
                     return failure(400, GENERIC, str(exc))
+                except Exception as exc:  # as miniflare's onError: the message, never a crash
+                    return failure(500, UNEXPECTED, f"{type(exc).__name__}: {exc}")
         return failure(404, GENERIC, f"No route for {method} {EXPLORER_API_PREFIX}{request.path}")
 
     # -- workflows ---------------------------------------------------------------------------
@@ -301,6 +317,41 @@ class ExplorerApi:
                 for do in self.rt.project.bindings.durable_objects]
         return success(rows, result_info={"count": len(rows)})
 
+    async def list_kv_keys(self, request: ApiRequest, params: dict[str, str]) -> ApiResponse:
+        """``workers-kv-namespace-list-a-namespace'-s-keys``: one page of keys, by name."""
+        namespace = self._kv(params["id"])
+        options: dict[str, Any] = {k: request.query[k] for k in ("prefix", "cursor")
+                                   if request.query.get(k)}
+        if "limit" in request.query:
+            options["limit"] = _number(request.query, "limit", 1000, minimum=10, maximum=1000)
+        page = await namespace.list(options)
+        keys = [dict(key) for key in page["keys"]]
+        return success(keys, result_info={"count": len(keys), "cursor": page.get("cursor", "")})
+
+    async def get_kv_value(self, request: ApiRequest, params: dict[str, str]) -> RawAnswer:
+        """``workers-kv-namespace-read-key-value-pair``: the value's bytes."""
+        value = await self._kv(params["id"]).get(params["key"], "arrayBuffer")
+        if value is None:
+            raise ExplorerError(404, KV_KEY_NOT_FOUND, "Not Found")
+        return RawAnswer(200, bytes(value))
+
+    async def d1_raw(self, request: ApiRequest, params: dict[str, str]) -> ApiResponse:
+        """``d1-raw-database-query``: each statement's columns, rows (as lists) and meta, in
+        one transaction. A statement that returns no row has no column names here."""
+        database = self._d1(params["id"])
+        body = _json(request.body, default=None)
+        queries = body.get("batch") if isinstance(body, dict) and "batch" in body else [body]
+        if not isinstance(queries, list) or not queries or not all(
+                isinstance(q, dict) and isinstance(q.get("sql"), str) for q in queries):
+            raise ExplorerError(400, GENERIC, 'the body must be {"sql", "params"?} or '
+                                              '{"batch": [{"sql", "params"?}, ...]}')
+        try:
+            results = await database.batch([database.prepare(q["sql"]).bind(
+                *(q.get("params") or [])) for q in queries])
+        except Exception as exc:  # D1's error text, as miniflare relays it
+            raise ExplorerError(400, GENERIC, str(exc)) from exc
+        return success([_d1_rows(result) for result in results])
+
     async def empty_list(self, request: ApiRequest, params: dict[str, str]) -> ApiResponse:
         """A resource type the emulator does not have (Flagship, email): nothing to list."""
         return success([], result_info={"count": 0})
@@ -319,6 +370,24 @@ class ExplorerApi:
         except (InstanceNotFoundError, EmulatorError) as exc:
             raise ExplorerError(404, NOT_FOUND,
                                 f"Workflow instance '{instance_id}' not found.") from exc
+
+    def _kv(self, namespace_id: str) -> Any:
+        """The project's KV namespace with that id (a double stands in as it is)."""
+        cfg = next((k for k in self.rt.project.bindings.kv_namespaces if k.id == namespace_id),
+                   None)
+        return self._opened(cfg.binding if cfg else None, f"KV namespace '{namespace_id}'")
+
+    def _d1(self, database_id: str) -> Any:
+        """The project's D1 database with that id."""
+        cfg = next((d for d in self.rt.project.bindings.d1_databases
+                    if d.database_id == database_id), None)
+        return self._opened(cfg.binding if cfg else None, f"D1 database '{database_id}'")
+
+    def _opened(self, binding: str | None, what: str) -> Any:
+        stores = self.rt.bindings.values if self.rt.bindings is not None else {}
+        if binding is None or binding not in stores:
+            raise ExplorerError(404, GENERIC, f"{what} not found.")
+        return stores[binding]
 
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
         """The `InstanceApi` view for ``method path``: its result, or its refusal re-enveloped."""
@@ -401,6 +470,14 @@ def _attempt(attempt: Any) -> dict[str, Any]:
             "success": success_, "error": attempt.error.to_json() if attempt.error else None}
 
 
+def _d1_rows(result: dict[str, Any]) -> dict[str, Any]:
+    """One `D1Database.batch` result as the raw query's ``{results: {columns, rows}}``."""
+    objects = result["results"]
+    columns = list(objects[0]) if objects else []
+    return {"success": result["success"], "meta": dict(result["meta"]),
+            "results": {"columns": columns, "rows": [list(row.values()) for row in objects]}}
+
+
 def _rollback_phase(phase: dict[str, Any] | None) -> dict[str, Any] | None:
     """`describe`'s rollback section with ISO timestamps on its handlers and attempts."""
     if phase is None:
@@ -411,7 +488,8 @@ def _rollback_phase(phase: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**phase, "steps": steps}
 
 
-ExplorerView = Callable[[ExplorerApi, ApiRequest, dict[str, str]], Awaitable[ApiResponse]]
+ExplorerView = Callable[[ExplorerApi, ApiRequest, dict[str, str]],
+                        Awaitable[ApiResponse | RawAnswer]]
 
 
 @dataclass(frozen=True)
@@ -450,6 +528,9 @@ EXPLORER_ROUTES = (
                   ExplorerApi.send_event),
     ExplorerRoute("GET", "local/workers", ExplorerApi.list_workers),
     ExplorerRoute("GET", "storage/kv/namespaces", ExplorerApi.list_kv),
+    ExplorerRoute("GET", "storage/kv/namespaces/{id}/keys", ExplorerApi.list_kv_keys),
+    ExplorerRoute("GET", "storage/kv/namespaces/{id}/values/{key}", ExplorerApi.get_kv_value),
+    ExplorerRoute("POST", "d1/database/{id}/raw", ExplorerApi.d1_raw),
     ExplorerRoute("GET", "d1/database", ExplorerApi.list_d1),
     ExplorerRoute("GET", "r2/buckets", ExplorerApi.list_r2),
     ExplorerRoute("GET", "workers/durable_objects/namespaces", ExplorerApi.list_do),

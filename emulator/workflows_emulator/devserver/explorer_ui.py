@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..values import shown
 from ..workers_shim.http import Request
-from .explorer_api import ExplorerApi
+from .explorer_api import ExplorerApi, RawAnswer
 from .http_transport import HttpResponse
 
 UI_PARTS = ("miniflare", "dist", "local-explorer-ui")
@@ -46,6 +46,9 @@ def api_handler(explorer: ExplorerApi) -> Handler:
 
     async def handle(request: Request, target: str) -> HttpResponse:
         answer = await explorer.handle(request.method.value, target, await request.bytes())
+        if isinstance(answer, RawAnswer):
+            return HttpResponse(answer.status, [("content-type", answer.content_type)],
+                                answer.body)
         return HttpResponse(answer.status, [("content-type", "application/json"),
                                             *answer.headers],
                             json.dumps(answer.body, default=shown).encode())
