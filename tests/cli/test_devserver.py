@@ -482,7 +482,7 @@ def test_local_host_and_origin_rules() -> None:
 def test_open_ip_warns_and_loopback_does_not() -> None:
     for ip in ("0.0.0.0", "::", "192.168.1.4", "my-laptop.lan"):
         warning = exposure_warning(ip)
-        assert warning is not None and "has no authentication" in warning, ip
+        assert warning is not None and "have no authentication" in warning, ip
         assert "create, terminate and delete instances" in warning
     for ip in ("127.0.0.1", "localhost", "::1", "127.0.0.5"):
         assert exposure_warning(ip) is None, ip

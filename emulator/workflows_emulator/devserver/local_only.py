@@ -65,10 +65,10 @@ def exposure_warning(ip: str) -> str | None:
     """The warning to print when serving on ``ip`` exposes the API beyond this machine."""
     if local_host(ip if ":" not in ip else f"[{ip}]", "127.0.0.1"):
         return None
-    return (f"serving on {ip}, not loopback: the instance API under /__workflows/api has no "
-            "authentication, so anyone who can reach this address on your network can "
-            "create, terminate and delete instances (and call your Worker). Use --ip 127.0.0.1 "
-            "unless that is what you want")
+    return (f"serving on {ip}, not loopback: the instance APIs under /__workflows/api and "
+            "/cdn-cgi/local/explorer/api have no authentication, so anyone who can reach this "
+            "address on your network can create, terminate and delete instances (and call "
+            "your Worker). Use --ip 127.0.0.1 unless that is what you want")
 
 
 def _strip_port(host: str) -> str | None:

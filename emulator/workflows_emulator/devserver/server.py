@@ -25,6 +25,8 @@ from ..state_lock import StateLock
 from ..values import shown
 from ..workers_shim.http import Request, Response
 from .api_views import API_PREFIX, ApiResponse, InstanceApi
+from .explorer_api import EXPLORER_API_PREFIX, EXPLORER_PREFIX, ExplorerApi
+from .explorer_ui import api_handler, ui_handler
 from .http_transport import HttpLimits, HttpResponse, HttpServer
 from .local_only import exposure_warning, refusal
 from .timeline_api import TimelineApi, catch_up, clock_note
@@ -63,7 +65,11 @@ class DevServer:
         self.api = InstanceApi(runtime)
         self.fetch = fetch_handler(runtime)
         self.http = HttpServer(self.respond, ip, port, limits)
-        self.routes: list[Route] = [Route(API_PREFIX, self._api_route, api=True)]
+        self.routes: list[Route] = [
+            Route(API_PREFIX, self._api_route, api=True),
+            Route(EXPLORER_API_PREFIX, api_handler(ExplorerApi(runtime, self.api)), api=True),
+            Route(EXPLORER_PREFIX, ui_handler(runtime.project.root)),
+        ]
         """Path prefixes the server answers itself, first match wins; the rest goes to the
         Worker. Each part of the local-development surface adds its own."""
         self.routes[:0] = [Route(p, h, api=True) for p, h in TimelineApi(self.api).routes()]
