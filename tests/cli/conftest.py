@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from dev_servers import SCRIPT, DevServer, free_port, http  # noqa: F401 (re-exported)
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "transfer-project" / "wrangler.toml"
-SCRIPT = Path(sys.executable).parent / "workflows-emulator"
 
 SDK_ENTRY = '''
 from workers import Response, WorkflowEntrypoint
@@ -132,90 +127,6 @@ def sdk_project(tmp_path: Path) -> Path:
     (root / "src" / "entry.py").write_text(textwrap.dedent(SDK_ENTRY))
     (root / "wrangler.toml").write_text(SDK_TOML)
     return root / "wrangler.toml"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
-    """One request; returns (status, parsed JSON or text)."""
-    data = body if isinstance(body, bytes) else None
-    if body is not None and data is None:
-        data = json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    try:
-        return status, json.loads(raw)
-    except json.JSONDecodeError:
-        return status, raw.decode()
-
-
-class DevServer:
-    """A ``workflows-emulator dev`` subprocess on a free loopback port."""
-
-    def __init__(self, config: Path, state: Path) -> None:
-        self.config, self.state = config, state
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[str] | None = None
-        self.output = ""
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [str(SCRIPT), "dev", "--config", str(self.config), "--port", str(self.port),
-             "--persist-to", str(self.state)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True,
-        )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.output += line
-            if "Ready on" in line:
-                return
-        self.stop()
-        raise AssertionError(f"dev server did not start:\n{self.output}")
-
-    def stop(self, sig: int = signal.SIGINT) -> int:
-        proc = self.proc
-        if proc is None:
-            return 0
-        self.proc = None
-        if proc.poll() is None:
-            proc.send_signal(sig)
-        try:
-            rest, _ = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            rest, _ = proc.communicate()
-        self.output += rest or ""
-        return proc.returncode
-
-    def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        return http(method, self.base + "/__workflows/api" + path, body)
-
-    def wait_status(self, workflow: str, instance: str, statuses: set[str],
-                    timeout: float = 15) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            code, body = self.api("GET", f"/workflows/{workflow}/instances/{instance}")
-            if code == 200 and body["result"]["status"] in statuses:
-                result: dict[str, Any] = body["result"]
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{instance} stayed {body}")
-            time.sleep(0.05)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import shlex
 import signal
 import subprocess
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -85,22 +84,8 @@ HOUR_MS = 3_600_000
 class VirtualClockServer(DevServer):
     """``workflows-emulator dev --virtual-clock`` as a subprocess on a free loopback port."""
 
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [str(SCRIPT), "dev", "--virtual-clock", "--config", str(self.config), "--port",
-             str(self.port), "--persist-to", str(self.state)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.output += line
-            if "Ready on" in line:
-                return
-        self.stop()
-        raise AssertionError(f"dev server did not start:\n{self.output}")
+    def __init__(self, config: Path, state: Path) -> None:
+        super().__init__(config, state, extra=["--virtual-clock"])
 
 
 @pytest.fixture

@@ -10,25 +10,21 @@ and a Durable Object) and the three ports in ``examples/published/``.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dev_servers import API, DevServer, free_port, http
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 PUBLISHED = EXAMPLES / "published"
-API = "/__workflows/api"
 
 
 def copy_project(source: Path, tmp_path: Path) -> Path:
@@ -59,64 +55,12 @@ def d1_rows(project: Path, state: Path, sql: str) -> list[dict[str, Any]]:
     return rows
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def http(method: str, url: str, body: Any = None,
-         headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    """One request; (status, the body parsed as JSON, or as text when it is not JSON)."""
-    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    try:
-        return status, json.loads(raw)
-    except json.JSONDecodeError:
-        return status, raw.decode("utf-8", "replace")
-
-
-class Server:
-    """``python -m workflows_emulator dev`` on a free port of 127.0.0.1, as a subprocess."""
+class Server(DevServer):
+    """``workflows-emulator dev`` on a free port of 127.0.0.1, run in the project's folder."""
 
     def __init__(self, project: Path, state: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.output = ""
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "workflows_emulator", "dev", "-c", str(project),
-             "--port", str(self.port), "--persist-to", str(state)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=project,
-            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.output += line
-            if "Ready on" in line:
-                return
-        self.stop()
-        raise AssertionError(f"the dev server did not start:\n{self.output}")
-
-    def stop(self) -> int:
-        """Terminate the server and wait for it; its exit code."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            rest, _ = self.proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            rest, _ = self.proc.communicate()
-        self.output += rest or ""
-        return self.proc.returncode
+        super().__init__(project, state, cwd=project)
+        self.start()
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         return http("GET", self.base + path, headers=headers)

@@ -310,16 +310,22 @@ class Route:
 
     def match_path(self, parts: list[str]) -> dict[str, str] | None:
         """The placeholders' values if ``parts`` fit this route's pattern, whatever the method."""
-        segments = self.pattern.split("/")
-        if len(segments) != len(parts):
+        return path_params(self.pattern, parts)
+
+
+def path_params(pattern: str, parts: list[str]) -> dict[str, str] | None:
+    """The values of ``pattern``'s ``{placeholders}`` if ``parts`` (a path split on ``/``)
+    fits it, else ``None``."""
+    segments = pattern.split("/")
+    if len(segments) != len(parts):
+        return None
+    params: dict[str, str] = {}
+    for segment, part in zip(segments, parts, strict=True):
+        if segment.startswith("{"):
+            params[segment.strip("{}")] = part
+        elif segment != part:
             return None
-        params: dict[str, str] = {}
-        for segment, part in zip(segments, parts, strict=True):
-            if segment.startswith("{"):
-                params[segment.strip("{}")] = part
-            elif segment != part:
-                return None
-        return params
+    return params
 
 
 ROUTES = (

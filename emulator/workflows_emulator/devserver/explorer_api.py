@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import EmulatorError, InstanceNotFoundError, StorageError
 from ..log_fold import StepRow
-from .api_views import ApiRequest, ApiResponse, InstanceApi
+from .api_views import ApiRequest, ApiResponse, InstanceApi, path_params
 from .describe import describe_instance
 
 if TYPE_CHECKING:
@@ -502,16 +502,7 @@ class ExplorerRoute:
 
     def match(self, method: str, parts: list[str]) -> dict[str, str] | None:
         """The placeholders' values if ``method`` and ``parts`` fit this route, else ``None``."""
-        segments = self.pattern.split("/")
-        if method != self.method or len(segments) != len(parts):
-            return None
-        params: dict[str, str] = {}
-        for segment, part in zip(segments, parts, strict=True):
-            if segment.startswith("{"):
-                params[segment.strip("{}")] = part
-            elif segment != part:
-                return None
-        return params
+        return path_params(self.pattern, parts) if method == self.method else None
 
 
 EXPLORER_ROUTES = (
