@@ -14,10 +14,11 @@ import pytest
 from porting_guide.guide_blocks import GUIDE, error_blocks, guide_blocks, runnable_samples
 from testing.projects import run_pytest
 from workflows_emulator import Emulator
-from workflows_saga import RollbackContext, WorkflowEntrypoint
+from workflows_saga import NonRetryableError, RollbackContext, WorkflowEntrypoint
+from workflows_saga.testing import MemoryBackend
 
 SAMPLE_TESTS = {"test_checkout.py": 3, "test_parallel.py": 1, "test_errors.py": 2,
-                "test_moderate.py": 2}
+                "test_proposal.py": 1, "test_moderate.py": 2}
 """Each runnable sample, and how many tests it holds."""
 
 
@@ -162,3 +163,31 @@ async def test_the_delay_function_shape_the_guide_gives(workflows_emulator: Emul
     assert (await inst.wait(timeout=10))["output"] == 2
     waits = [e["data"]["retryDelayMs"] for e in inst.events() if e["event"] == "ATTEMPT_FAILURE"]
     assert waits == [5000]  # the guide's "5 seconds", chosen from the error's text
+
+
+def sample(name: str) -> dict[str, Any]:
+    """The names a runnable sample defines (its module namespace)."""
+    namespace: dict[str, Any] = {}
+    exec(compile(runnable_samples()[name], f"docs/porting.md:{name}", "exec"), namespace)
+    return namespace
+
+
+async def test_the_samples_workflows_end_the_same_on_the_binding_s_memory_backend() -> None:
+    quotes = await MemoryBackend().run(sample("test_parallel.py")["Quotes"])
+    assert quotes == {"all": ["a", "b"], "race": "fast",
+                      "settled": ["NonRetryableError", "StepError", "e"]}
+
+    charge = sample("test_errors.py")["Charge"]
+    backend = MemoryBackend()
+    assert await backend.run(charge, {"card": "ok"}) == {
+        "queued": True, "receipt": "Execution timed out after 3600000ms"}
+    assert [a for a in backend.attempts if a[0] == "charge-1"] == [
+        ("charge-1", 1), ("charge-1", 2), ("charge-1", 3)]
+
+    checkout = sample("test_checkout.py")
+    backend = MemoryBackend()
+    backend.send_event("approval", {"ok": False})
+    with pytest.raises(NonRetryableError, match="order o-9 refused"):
+        await backend.run(checkout["Checkout"], {"orderId": "o-9", "amount": 5}, rollback=True)
+    assert (backend.rolled_back, checkout["payments"].released) == (
+        ["hold payment-1"], ["hold-o-9-5"])
