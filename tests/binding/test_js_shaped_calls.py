@@ -209,3 +209,11 @@ async def test_the_rollback_options_check_keeps_cloudflare_s_message_first(emu: 
     name, message = await refused(emu, lambda step: step.do("s", charge, rollback={"x": 1}))
     assert (name, message) == ("InvalidStepConfigError", 'Rollback for "s" must be a function')
     assert issubclass(InvalidStepConfigError, ValueError)
+
+
+async def test_other_extra_positional_arguments_get_the_general_form(emu: Emulator) -> None:
+    assert await refused(emu, lambda step: step.do("charge", charge, refund)) == (
+        "TypeError",
+        'step.do() takes a name and a callback by position, and the rest as keywords, got '
+        'step.do("charge", charge, refund): await step.do(name, callback, config={...}, '
+        "rollback=handler, rollback_config={...})")
