@@ -191,3 +191,22 @@ async def test_the_samples_workflows_end_the_same_on_the_binding_s_memory_backen
         await backend.run(checkout["Checkout"], {"orderId": "o-9", "amount": 5}, rollback=True)
     assert (backend.rolled_back, checkout["payments"].released) == (
         ["hold payment-1"], ["hold-o-9-5"])
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_the_guide_s_links_resolve() -> None:
+    text = GUIDE.read_text()
+    own = {slug(h) for h in re.findall(r"^#+ (.*)$", text, re.M)}
+    readme = {slug(h) for h in re.findall(r"^#+ (.*)$",
+                                          (GUIDE.parents[1] / "README.md").read_text(), re.M)}
+    links = re.findall(r"\]\(([^)#]*)#([^)]+)\)", text)
+    assert len(links) >= 6, links
+    for target, anchor in links:
+        assert anchor in (readme if target.endswith("README.md") else own), (target, anchor)
+    for path in re.findall(r"\]\((\.\./[^)#]+)", text):
+        assert (GUIDE.parent / path).exists(), path
