@@ -55,6 +55,11 @@ def make_rollback_options(
             )
         return None
     if not callable(rollback):
+        if isinstance(rollback, Mapping) and ("rollback" in rollback or "rollbackConfig" in rollback):
+            raise InvalidStepConfigError(
+                f'Rollback for "{name}" must be a function, not JS\'s options object: in Python '
+                f"the handler and its config are two keywords, "
+                f"{_python_rollback_form(rollback)}")
         raise InvalidStepConfigError(f'Rollback for "{name}" must be a function')
     config = parse_step_config(rollback_config, step_name=name, rollback=True)
     return RollbackOptions(handler=_as_async_handler(name, rollback), config=config)
@@ -134,6 +139,160 @@ async def _call(fn: Callable[..., Any], *args: Any) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+# -- JS-shaped calls: say what the Python form is ------------------------------------
+
+_JS_STEP_KEYWORDS = {
+    "rollbackConfig": "rollback_config",
+    "retries": 'config={"retries": ...}',
+    "timeout": 'config={"timeout": ...}',
+    "sensitive": 'config={"sensitive": "output"}',
+}
+"""Keywords a port may carry over from JS, and what ``step.do`` takes instead."""
+
+_JS_STEP_METHODS = {
+    "waitForEvent": 'step.wait_for_event(name, event_type, timeout="24 hours")',
+    "sleepUntil": "step.sleep_until(name, timestamp)",
+    "withRollback": "step.do(name, callback, rollback=handler)",
+    "with_rollback": "step.do(name, callback, rollback=handler)",
+    "rollbackAll": "nothing: the engine runs the handlers when the instance fails",
+    "rollback_all": "nothing: the engine runs the handlers when the instance fails",
+}
+"""Attributes a port may look for on ``step``, and the Python form (the last four come from
+Cloudflare's closed rollback proposal, which never shipped)."""
+
+
+def _quoted(name: object) -> str:
+    return f'"{name}"' if isinstance(name, str) else repr(name)
+
+
+def _fn_name(fn: object, fallback: str) -> str:
+    name = getattr(fn, "__name__", None)
+    return name if isinstance(name, str) and name.isidentifier() else fallback
+
+
+def _is_js_options(value: object) -> bool:
+    """Whether ``value`` looks like JS's rollback options object ``{rollback, rollbackConfig}``."""
+    return isinstance(value, Mapping) and bool({"rollback", "rollbackConfig"} & set(value))
+
+
+def _python_rollback_form(options: Mapping[str, Any]) -> str:
+    handler = _fn_name(options.get("rollback"), "handler")
+    form = f"rollback={handler}"
+    if options.get("rollbackConfig") is not None or options.get("rollback_config") is not None:
+        form += ", rollback_config={...}"
+    return form
+
+
+def _python_do_form(name: object, callback: object, config: bool, options: object) -> str:
+    """``await step.do(...)`` as Python writes the call a port gave in JS's shape."""
+    parts = [_quoted(name), _fn_name(callback, "callback")]
+    if config:
+        parts.append("config={...}")
+    if isinstance(options, Mapping):
+        parts.append(_python_rollback_form(options))
+    return f"await step.do({', '.join(parts)})"
+
+
+def _js_shaped_do_error(name: object, callback: object, extra: tuple[Any, ...]) -> TypeError:
+    """The error for ``step.do`` given more than a name and a callback by position."""
+    shown = ", ".join([_quoted(name), *(_shown_arg(a) for a in (callback, *extra))])
+    if isinstance(callback, Mapping) and extra and callable(extra[0]):
+        # JS's step.do(name, config, callback[, {rollback, rollbackConfig}])
+        options = extra[1] if len(extra) > 1 else None
+        return TypeError(
+            f"step.do({shown}) is JS's argument order (name, config, callback, options). In "
+            f"Python the callback comes second and the rest are keywords: "
+            f"{_python_do_form(name, extra[0], True, options)}")
+    if callable(callback) and len(extra) == 1 and _is_js_options(extra[0]):
+        return TypeError(
+            f"step.do({shown}) passes JS's rollback options object. In Python the handler "
+            f"and its config are keywords: {_python_do_form(name, callback, False, extra[0])}")
+    if callable(callback) and len(extra) == 1 and isinstance(extra[0], Mapping):
+        return TypeError(
+            f"step.do({shown}): the config is a keyword in Python: "
+            f"{_python_do_form(name, callback, True, None)}")
+    return TypeError(
+        f"step.do() takes a name and a callback by position, and the rest as keywords, "
+        f"got step.do({shown}): await step.do(name, callback, config={{...}}, "
+        f"rollback=handler, rollback_config={{...}})")
+
+
+def _shown_arg(value: object) -> str:
+    if isinstance(value, Mapping):
+        return "{...}"
+    if callable(value):
+        return _fn_name(value, "callback")
+    return repr(value)
+
+
+def _config_as_callback_error(name: str, config: Mapping[str, Any]) -> InvalidStepConfigError:
+    """The error for ``step.do(name, {config})``: a config where the callback goes."""
+    if _is_js_options(config):
+        form = _python_rollback_form(config)
+        return InvalidStepConfigError(
+            f'Step "{name}" requires a callback function, got JS\'s rollback options object '
+            f"in its place. In Python: await step.do({_quoted(name)}, callback, {form}), or "
+            f"decorate: @step.do({_quoted(name)}, {form})")
+    return InvalidStepConfigError(
+        f'Step "{name}" requires a callback function, got a config in its place. The config '
+        f"is a keyword in Python: await step.do({_quoted(name)}, callback, config={{...}}), "
+        f"or decorate: @step.do({_quoted(name)}, config={{...}})")
+
+
+def _unknown_do_keywords(keywords: Mapping[str, Any]) -> TypeError:
+    hints = [f"{k}= is {_JS_STEP_KEYWORDS[k]}" for k in keywords if k in _JS_STEP_KEYWORDS]
+    names = ", ".join(repr(k) for k in keywords)
+    hint = f" ({'; '.join(hints)})" if hints else ""
+    return TypeError(
+        f"step.do() got unexpected keyword argument(s) {names}{hint}; it takes "
+        "concurrent=, config=, rollback= and rollback_config=")
+
+
+def _js_shaped_wait_error(name: object, event_type: object, keywords: Mapping[str, Any],
+                          timeout: object) -> TypeError:
+    """The error for ``wait_for_event`` given JS's ``{type, timeout}`` options (or no type)."""
+    options: Mapping[str, Any] = event_type if isinstance(event_type, Mapping) else keywords
+    kind = options.get("type", "event-type")
+    timeout = options.get("timeout", timeout)
+    form = f"step.wait_for_event({_quoted(name)}, {_quoted(kind)}"
+    if timeout is not None and timeout != "24 hours":
+        form += f", timeout={_quoted(timeout)}"
+    if isinstance(event_type, Mapping):
+        shape = "JS's options object {type, timeout}"
+    elif keywords:
+        shape = f"keyword argument(s) {', '.join(repr(k) for k in keywords)}"
+    else:
+        shape = "no event type"
+    return TypeError(
+        f"step.wait_for_event() got {shape}. In Python the event type is the second "
+        f"positional argument and the timeout a keyword: await {form})")
+
+
+class _StepDecorator:
+    """What ``step.do(...)`` without a callback returns: decorate a function with it.
+
+    Awaiting it, as a port of JS's ``await step.do(name, config, callback)`` may, says so.
+    """
+
+    __slots__ = ("_decorate", "_name")
+
+    def __init__(self, decorate: Callable[[Callable[..., Any]], StepFunction[Any]],
+                 name: str | None) -> None:
+        self._decorate = decorate
+        self._name = name
+
+    def __call__(self, func: Callable[..., Any]) -> StepFunction[Any]:
+        return self._decorate(func)
+
+    def __await__(self) -> Any:
+        name = "name" if self._name is None else _quoted(self._name)
+        raise TypeError(
+            f"step.do({name}, ...) was given no callback, so it is the decorator form and "
+            f"cannot be awaited: pass the callback, await step.do({name}, callback, "
+            f"config={{...}}), or decorate a function with @step.do({name}, ...) and await "
+            "that function")
 
 
 class StepFunction(Generic[T]):
@@ -287,11 +446,12 @@ class WorkflowStep:
         self,
         name: str | Callable[..., Any] | None = None,
         callback: Callable[..., Any] | None = None,
-        *,
+        *js_args: Any,
         concurrent: bool = False,
         config: ConfigLike = None,
         rollback: UserRollback | None = None,
         rollback_config: ConfigLike = None,
+        **js_keywords: Any,
     ) -> Callable[[Callable[..., Any]], StepFunction[Any]] | StepFunction[Any] | asyncio.Future[Any]:
         """Declare a step (decorator) or run one (call form).
 
@@ -302,11 +462,21 @@ class WorkflowStep:
         As in JS, the step starts when called: the returned task can be awaited later,
         gathered (``Promise.all``) or raced (``asyncio.wait``, ``Promise.race``).
 
+        JS's shapes (``step.do(name, config, callback)``, a trailing ``{rollback,
+        rollbackConfig}`` object, camelCase keywords) are refused with the Python form.
+
         Raises:
             InvalidStepConfigError: a bad name, config, rollback or rollback_config.
+            TypeError: arguments in JS's shape, or unknown keywords.
         """
+        if js_args:
+            raise _js_shaped_do_error(name, callback, js_args)
+        if js_keywords:
+            raise _unknown_do_keywords(js_keywords)
         if callable(name) and callback is None:
             return self.do()(name)
+        if isinstance(callback, Mapping):
+            raise _config_as_callback_error(str(name), callback)
         if callback is not None:
             if not isinstance(name, str):
                 raise InvalidStepConfigError("step.do(name, callback): name must be a string")
@@ -325,7 +495,7 @@ class WorkflowStep:
             self.step_closures[step_name] = fn
             return fn
 
-        return decorator
+        return _StepDecorator(decorator, name if isinstance(name, str) else None)
 
     def _do_now(
         self,
@@ -361,10 +531,25 @@ class WorkflowStep:
         return self._backend.sleep_until(validate_step_name(name), timestamp)
 
     async def wait_for_event(
-        self, name: str, event_type: str, /, timeout: Duration = "24 hours"
+        self, name: str, event_type: str | None = None, /, timeout: Duration = "24 hours",
+        **js_options: Any,
     ) -> dict[str, Any]:
-        """Wait for an event sent with ``instance.send_event(type=event_type, ...)``."""
+        """Wait for an event sent with ``instance.send_event(type=event_type, ...)``.
+
+        Raises:
+            TypeError: JS's ``{type, timeout}`` options given instead (says the Python form).
+        """
+        if isinstance(event_type, Mapping) or js_options or event_type is None:
+            raise _js_shaped_wait_error(name, event_type, js_options, timeout)
         return await self._backend.wait_for_event(validate_step_name(name), event_type, timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a missing attribute: a JS (or closed-proposal) name gets its form.
+        hint = _JS_STEP_METHODS.get(name)
+        if hint is None:
+            raise AttributeError(f"'WorkflowStep' object has no attribute {name!r}")
+        raise AttributeError(f"'WorkflowStep' object has no attribute {name!r}: in Python it is "
+                             f"{hint}")
 
     # -- implicit dependencies, as in the official SDK ---------------------------------
 
