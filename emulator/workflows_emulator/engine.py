@@ -27,6 +27,7 @@ from .errors import (
     WorkflowFatalError,
 )
 from .instance_store import InstanceStore
+from .js_values import python_from_rpc
 from .log_fold import StepRow, restart_keys, steps_in_start_order
 from .modifiers import InstanceModifier
 from .records import InstanceMeta, InstanceStatus, LogEvent, Phase
@@ -353,12 +354,13 @@ class InstanceEngine:
     async def _run_user_code(self) -> Any:
         self.steps.new_run()
         run = self._make_run()
-        event = {
+        # As the Python SDK hands it over from JS: dicts that also answer ``event.payload``.
+        event = python_from_rpc({
             "payload": self.meta.params,
             "timestamp": as_datetime(self.meta.created),
             "instanceId": self.id,
             "workflowName": self.workflow,
-        }
+        })
         return await run(event, WorkflowStep(self.steps))
 
     async def _fail(self, exc: BaseException) -> None:

@@ -27,6 +27,7 @@ from workflows_saga.backend import (
 from .attempts import AttemptHost, AttemptRunner, PlannedStep
 from .errors import SleepInThePastError, WorkflowError, WorkflowFatalError
 from .instance_store import InstanceStore
+from .js_values import python_from_rpc
 from .log_fold import StepRow, step_key
 from .records import LogEvent
 from .replay_guard import ReplayGuard
@@ -224,7 +225,8 @@ class EngineStepBackend:
             self.guard.asked("wait", name, count)
         row = self._store.rows.get(key)
         if row is not None and row.state == "success":
-            return event_value(fresh(row.output))
+            event: dict[str, Any] = python_from_rpc(event_value(fresh(row.output)))
+            return event
         if row is not None and row.state == "failure":
             raise error_from_record(row.error or ErrorRecord("Error", ""))
         if self.replay_only:
@@ -254,7 +256,8 @@ class EngineStepBackend:
                         store.take_event(event_id)
                     store.append(LogEvent.WAIT_COMPLETE, clock.now_ms(), row,
                                  data={"eventType": event_type, "output": value})
-                return event_value(fresh(value))
+                delivered: dict[str, Any] = python_from_rpc(event_value(fresh(value)))
+                return delivered
             if forced_timeout or (row.wake_at is not None and clock.now_ms() >= row.wake_at):
                 err = ErrorRecord("WorkflowTimeoutError", f"Execution timed out after {int(ms)}ms")
                 with store.transaction():

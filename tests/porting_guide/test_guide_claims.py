@@ -77,7 +77,7 @@ async def test_the_worker_column_of_the_binding_table(tmp_path: Path) -> None:
         assert (await instance.status())["status"] == "waiting"
         await instance.send_event(type="approval", payload={"ok": True})
         done = await (await loaded.workflows["saga"].get("o-1")).wait()
-        assert done["output"] == {"event": ["dict", False], "approval": "dict",
+        assert done["output"] == {"event": ["JsDict", True], "approval": "JsDict",
                                   "payload": {"ok": True}}
 
         await instance.restart({"from": {"name": "hold", "count": 1, "type": "do"}})
