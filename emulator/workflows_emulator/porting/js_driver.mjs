@@ -72,6 +72,16 @@ const TERMINAL = new Set(["workflow_completed", "workflow_errored", "workflow_te
 function matches(wanted, stepName) {
   return wanted === stepName || wanted + "-1" === stepName;
 }
+// Every event of a finished instance, read afresh from its log.
+async function allEvents(instance) {
+  const events = [];
+  const subscription = await instance.subscribe();
+  for (;;) {
+    const next = await subscription.next();
+    if (next.done) return events;
+    events.push(next.value);
+  }
+}
 async function runOne(env, spec, timeoutMs) {
   const wf = env[spec.binding];
   const modifier = await wf.unsafeGetInstanceModifier(spec.id);
@@ -138,7 +148,7 @@ async function runOne(env, spec, timeoutMs) {
   }
   const status = await instance.status();
   delete status.__LOCAL_DEV_STEP_OUTPUTS;
-  return { events, status: JSON.parse(JSON.stringify(status, (k, v) => v === undefined ? null : v)),
+  return { events: await allEvents(instance), live: events, status: JSON.parse(JSON.stringify(status, (k, v) => v === undefined ? null : v)),
            handlers: seen.get(spec.id) ?? [] };
 }
 export default {

@@ -30,16 +30,20 @@ Representation differences mapped to one form (``normalise_value``, ``normalise_
 - tuples are lists, dict keys are sorted;
 - the error name ``Exception`` (what a Python port raises for JS's ``new Error(...)``) is
   ``Error``;
-- an ``Error`` whose message starts ``"NonRetryableError: "`` is that `NonRetryableError`:
-  a JS rollback handler receives the instance's NonRetryableError as such a plain Error
-  (its name lost over RPC), where the Python SDK hands a Python handler the
-  `NonRetryableError` itself (and the emulator does too).
+- an ``Error`` whose message starts with an error class's name (``"NonRetryableError: ..."``,
+  ``"WorkflowTimeoutError: ..."``) is an error of that name with the rest as message. On
+  wrangler's local engine an error that crosses RPC loses its name into its message that
+  way: a JS rollback handler receives the instance's NonRetryableError as
+  ``Error("NonRetryableError: ...")``, and a ``waitForEvent`` timeout that escapes ``run()``
+  fails the instance as ``Error("WorkflowTimeoutError: ...")``; the emulator keeps the
+  name (as the Python SDK does for the errors it maps).
 Step names are the engines' labels, ``"<name>-<count>"``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +51,8 @@ from typing import Any
 Trace = dict[str, Any]
 
 ERROR_NAMES = {"Exception": "Error"}
-NON_RETRYABLE_PREFIX = "NonRetryableError: "
+# "SomeError: message" in an Error's message: an error that crossed RPC without its name
+PREFIXED_NAME = re.compile(r"(?P<name>[A-Z][A-Za-z]*Error): ")
 
 # The JS engine's subscribe() event types -> (our type, kind, outcome)
 _JS_TYPES: dict[str, tuple[str, str | None, str | None]] = {
@@ -128,8 +133,9 @@ def normalise_error(error: Any) -> dict[str, str] | None:
         return None
     name = str(error.get("name") or "Error")
     message = str(error.get("message") or "")
-    if name == "Error" and message.startswith(NON_RETRYABLE_PREFIX):
-        name, message = "NonRetryableError", message[len(NON_RETRYABLE_PREFIX):]
+    prefixed = PREFIXED_NAME.match(message) if name == "Error" else None
+    if prefixed is not None:
+        name, message = prefixed["name"], message[prefixed.end():]
     return {"name": ERROR_NAMES.get(name, name), "message": message}
 
 

@@ -1,5 +1,6 @@
 // Import a file: a flaky download retried with exponential backoff and a per-attempt
-// timeout, an optional enrichment whose failure is caught (the instance goes on), and a
+// timeout, an optional enrichment that may run past its 1-second timeout (caught: the
+// instance goes on) and a
 // validation that fails for good with NonRetryableError, which rolls back the staging.
 // The Python port is ../python/src/entry.py.
 import { WorkflowEntrypoint } from "cloudflare:workers";
@@ -7,7 +8,7 @@ import { NonRetryableError } from "cloudflare:workflows";
 
 export class ImportWorkflow extends WorkflowEntrypoint {
   async run(event, step) {
-    const { file, rows } = event.payload;
+    const { file, rows, slowEnrichment = false } = event.payload;
 
     const download = await step.do(
       "download",
@@ -29,8 +30,11 @@ export class ImportWorkflow extends WorkflowEntrypoint {
     try {
       enriched = await step.do(
         "enrich",
-        { retries: { limit: 1, delay: "1 second" }, timeout: "5 seconds" },
-        async () => ({ geocoded: staged.count }),
+        { retries: { limit: 1, delay: "1 second" }, timeout: "1 second" },
+        async () => {
+          if (slowEnrichment) await new Promise((resolve) => setTimeout(resolve, 1500));
+          return { geocoded: staged.count };
+        },
       );
     } catch (error) {
       console.log(`enrichment skipped: ${error.message}`);

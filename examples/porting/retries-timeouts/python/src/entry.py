@@ -1,6 +1,8 @@
 """Import a file, ported from ../js/src/index.js: a flaky download retried with backoff
-and a per-attempt timeout, an optional enrichment whose failure is caught, and a
+and a per-attempt timeout, an optional enrichment that may run past its timeout (caught), and a
 validation that fails for good with NonRetryableError (the staging is rolled back)."""
+
+import asyncio
 
 from workers.workflows import NonRetryableError
 
@@ -10,6 +12,7 @@ from workflows_saga import WorkflowEntrypoint
 class ImportWorkflow(WorkflowEntrypoint):
     async def run(self, event, step):
         file, rows = event["payload"]["file"], event["payload"]["rows"]
+        slow_enrichment = event["payload"].get("slowEnrichment", False)
 
         download = await step.do(
             "download", lambda: {"file": file, "rows": rows},
@@ -24,11 +27,16 @@ class ImportWorkflow(WorkflowEntrypoint):
             lambda: {"table": f"staging_{download['file']}", "count": len(download["rows"])},
             rollback=drop)
 
+        async def enrich():
+            if slow_enrichment:
+                await asyncio.sleep(1.5)  # past the 1-second timeout: the attempt times out
+            return {"geocoded": staged["count"]}
+
         enriched = None
         try:
             enriched = await step.do(
-                "enrich", lambda: {"geocoded": staged["count"]},
-                config={"retries": {"limit": 1, "delay": "1 second"}, "timeout": "5 seconds"})
+                "enrich", enrich,
+                config={"retries": {"limit": 1, "delay": "1 second"}, "timeout": "1 second"})
         except Exception as error:  # JS: catch (error); the step's last error
             print(f"enrichment skipped: {error}")
 
