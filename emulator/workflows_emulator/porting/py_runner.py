@@ -71,14 +71,16 @@ class _RecordingBackend:
 
 def _recording_class(cls: type, views: Views) -> type:
     """A subclass of the user's workflow class whose ``step`` records handler inputs."""
+    base: Any = cls
 
-    async def run(self: Any, event: dict[str, Any], step: WorkflowStep) -> Any:
-        backend = _RecordingBackend(step.backend, views.setdefault(event["instanceId"], []))
-        return await super(traced, self).run(event, WorkflowStep(backend))
+    class Recording(base):  # type: ignore[misc]
+        async def run(self, event: dict[str, Any], step: WorkflowStep) -> Any:
+            backend = _RecordingBackend(step.backend, views.setdefault(event["instanceId"], []))
+            return await super().run(event, WorkflowStep(backend))
 
-    traced = type(cls.__name__, (cls,), {"run": run, "__module__": cls.__module__,
-                                         "__qualname__": cls.__qualname__})
-    return traced
+    Recording.__name__, Recording.__qualname__ = cls.__name__, cls.__qualname__
+    Recording.__module__ = cls.__module__
+    return Recording
 
 
 def _modifications(spec: RunSpec) -> Callable[[InstanceModifier], Awaitable[None]]:
