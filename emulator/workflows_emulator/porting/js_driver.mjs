@@ -13,7 +13,9 @@
 // rollback handlers passed to step.do record what they receive (the engine does not log
 // it), and serves POST /__compare/run, which applies the faults through the binding's
 // instance modifier (what cloudflare:test's introspection uses), creates the instance,
-// follows subscribe() to its end (sending events, terminating) and answers with the events.
+// follows subscribe() to its end (sending events, terminating), then reads the whole log
+// afresh with a new subscribe() and answers with it: a live subscription can miss events
+// when the engine's Durable Object is reset under it (as when an attempt times out).
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -148,7 +150,7 @@ async function runOne(env, spec, timeoutMs) {
   }
   const status = await instance.status();
   delete status.__LOCAL_DEV_STEP_OUTPUTS;
-  return { events: await allEvents(instance), live: events, status: JSON.parse(JSON.stringify(status, (k, v) => v === undefined ? null : v)),
+  return { events: await allEvents(instance), status: JSON.parse(JSON.stringify(status, (k, v) => v === undefined ? null : v)),
            handlers: seen.get(spec.id) ?? [] };
 }
 export default {

@@ -4,8 +4,14 @@ The engine is miniflare's (what ``wrangler dev`` runs), from the ``node_modules`
 JS project or of a folder above it, or of the current folder, under Node 22
 (``node_modules/node/bin/node``, else ``node`` on ``PATH``); nothing is downloaded. One Node
 process (``js_driver.mjs``) starts miniflare with the project's modules, runs every
-`RunSpec` given, and writes the engine's ``subscribe()`` events, the final ``status()``
-and what each rollback handler received; `run_js` turns each into a trace.
+`RunSpec` given, and writes the engine's ``subscribe()`` events (the whole log, read once
+the instance has ended), the final ``status()`` and what each rollback handler received;
+`run_js` turns each into a trace. Faults go through the workflow binding's instance
+modifier (``unsafeGetInstanceModifier``, what ``cloudflare:test``'s introspection uses):
+``mockStepError``, ``forceStepTimeout``, ``forceEventTimeout``, and ``disableSleeps`` /
+``disableRetryDelays`` unless ``keep_delays``. Events are sent when the log shows the
+instance waiting for their type; the terminate-with-rollback when it shows the named step
+starting (after the last event was sent).
 
 The project must be plain JS modules (``.js`` / ``.mjs``: miniflare does not compile
 TypeScript nor bundle npm packages) with a wrangler file naming ``main`` and

@@ -37,7 +37,10 @@ Representation differences mapped to one form (``normalise_value``, ``normalise_
   ``Error("NonRetryableError: ...")``, and a ``waitForEvent`` timeout that escapes ``run()``
   fails the instance as ``Error("WorkflowTimeoutError: ...")``; the emulator keeps the
   name (as the Python SDK does for the errors it maps).
-Step names are the engines' labels, ``"<name>-<count>"``.
+Step names are the engines' labels, ``"<name>-<count>"``. Left out on purpose: times,
+durations, retry delays, resolved configs, event payloads of ``waitForEvent`` steps, and
+how the two logs interleave parallel steps' attempts (each step is compared on its own;
+the order in which steps started, and in which handlers ran, is compared).
 """
 
 from __future__ import annotations
