@@ -97,6 +97,15 @@ def test_a_missing_or_wrong_js_project(capsys: pytest.CaptureFixture[str],
     assert code == 1 and 'no workflow named "nope"' in err and "(known: transfer)" in err
 
 
+def test_a_wrong_python_project_fails_before_node_starts(capsys: pytest.CaptureFixture[str],
+                                                         tmp_path: Path) -> None:
+    code, err = _run(capsys, "--python-workflow", "nope")
+    assert code == 1 and 'no workflow named "nope" in [[workflows]] (known: transfer)' in err
+    code = main(["compare", "--js", str(PAIR / "js"), "--js-workflow", "transfer",
+                 "--python", str(tmp_path)])
+    assert code == 1 and "no wrangler.toml or wrangler.jsonc here" in capsys.readouterr().err
+
+
 def test_missing_npm_tooling_says_how_to_install_it(capsys: pytest.CaptureFixture[str],
                                                     tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
@@ -106,7 +115,7 @@ def test_missing_npm_tooling_says_how_to_install_it(capsys: pytest.CaptureFixtur
     (project / "wrangler.jsonc").write_text(
         '{"main": "index.js", "workflows": [{"name": "w", "binding": "W", "class_name": "W"}]}')
     monkeypatch.chdir(tmp_path)
-    code, err = _run(capsys, js=project, workflow="w")
+    code, err = _run(capsys, "--python-workflow", "transfer", js=project, workflow="w")
     assert code == 1
     assert "wrangler's local engine (miniflare) was not found" in err
     assert "npm i -D wrangler" in err and "make .build/realruntime.stamp" in err

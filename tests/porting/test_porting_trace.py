@@ -138,3 +138,31 @@ def test_a_python_port_traced_on_the_emulator() -> None:
                                              "reserve funds-1"]
     assert handlers[0]["saw"] == [{"output": None, "error": trace["error"]}]  # it never returned
     assert handlers[2]["saw"][0]["output"] == {"holdId": "hold-alice-5000"}
+
+
+PAIRS = BANK.parents[1]
+
+
+def test_events_and_terminate_on_the_emulator() -> None:
+    approved, timed_out = run_python(PAIRS / "approval" / "python", [
+        RunSpec("approval", "a-1", {"amount": 9},
+                events=(("approval", {"approved": True, "by": "kim"}),)),
+        RunSpec("approval", "a-2", {"amount": 9},
+                faults=(Fault("wait for approval", "event-timeout"),)),
+    ])
+    assert approved.trace is not None and timed_out.trace is not None
+    assert approved.trace["status"] == "complete" and approved.trace["rollback"] is None
+    assert approved.trace["output"] == {"approvedBy": "kim", "captured": 9, "hold": "hold-9"}
+    assert timed_out.trace["steps"][1] == {"step": "wait for approval-1",
+                                           "kind": "waitForEvent", "outcome": "timeout",
+                                           "attempts": []}
+    assert timed_out.trace["error"]["name"] == "WorkflowTimeoutError"
+
+    [terminated] = run_python(PAIRS / "terminate-rollback" / "python", [
+        RunSpec("onboarding", "o-1", {"customer": "c1"}, terminate_at="wait for activation")])
+    assert terminated.trace is not None
+    assert terminated.trace["status"] == "terminated"
+    handlers = terminated.trace["rollback"]["handlers"]
+    assert [h["step"] for h in handlers] == ["issue card-1", "open account-1"]
+    assert handlers[1]["saw"] == [{"output": {"account": "acct-c1"}, "error": {
+        "name": "Error", "message": "Instance terminated during rollback"}}]

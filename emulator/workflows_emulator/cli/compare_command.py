@@ -19,6 +19,7 @@ from typing import Any, TypeAlias
 from ..porting.compare import align, render, report
 from ..porting.js_runner import Fault, PortingError, RunSpec, SideResult, run_js
 from ..porting.py_runner import run_python
+from ..project import load_project
 from .client import CliError
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -119,6 +120,7 @@ def run_compare(args: argparse.Namespace) -> int:
     """Run both sides, print the comparison, return 0 (equal), 1 (different) or 2."""
     js_spec = spec_from_args(args, args.js_workflow)
     py_spec = spec_from_args(args, args.python_workflow or args.js_workflow)
+    load_project(args.python).workflow(py_spec.workflow)  # its mistakes before Node starts
     try:
         js = run_js(args.js, [js_spec])[0]
         with contextlib.redirect_stdout(sys.stderr):  # the workflow's prints: not the report
