@@ -19,6 +19,7 @@ from ..project import load_project
 from ..state_doctor import Finding, examine, quarantine
 from ..state_lock import StateLock, holder
 from .client import Call, CliError, run_command
+from .compare_command import run_compare
 from .d1_commands import run_d1
 from .parser import build_parser
 from .render import (
@@ -59,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_replay(args)
         if args.command == "time":
             return run_time(args)
+        if args.command == "compare":
+            return run_compare(args)
         read_only = (args.isub if args.sub == "instances" else args.sub) in ("list", "describe")
         return run_command(args, lambda call: _workflows(args, call), read_only=read_only)
     except (CliError, EmulatorError) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TypeAlias
 
+from .compare_command import add_compare_parser
 from .d1_commands import add_d1_parser
 from .replay_command import add_replay_parser
 from .time_commands import add_time_parser
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_d1_parser(top, DEFAULT_STATE)
     add_replay_parser(top, DEFAULT_STATE)
     add_time_parser(top, DEFAULT_STATE)
+    add_compare_parser(top)
     return root
 
 
