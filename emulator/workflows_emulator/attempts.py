@@ -174,7 +174,7 @@ class AttemptRunner:
             host.callback_started()
             try:
                 if override is not None:  # a test's mocked result, error or timeout
-                    value = override.apply(resolved.timeout_ms)
+                    value = override.apply()
                 else:
                     value = await self._with_timeout(invoke(ctx), resolved.timeout_ms)
                 encoded = encode_step_output(value, row.label)

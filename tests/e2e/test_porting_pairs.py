@@ -128,12 +128,12 @@ def test_approval_without_rollback_is_equal_too(capsys: pytest.CaptureFixture[st
     assert result["js"]["output"] == {"approvedBy": "dana", "captured": 250, "hold": "hold-250"}
 
 
-def test_known_difference_forced_step_timeout_message(runs: dict[str, Sides]) -> None:
+def test_a_forced_step_timeout_reads_the_same_on_both_engines(runs: dict[str, Sides]) -> None:
     js, py = runs["forced-timeout"]
     assert js.trace is not None and py.trace is not None
-    differing = [(r.js, r.python) for r in align(js.trace, py.trace) if not r.same]
-    timeout = "  attempt {}: failure WorkflowTimeoutError: Execution timed out after {}ms"
-    assert differing == [(timeout.format(n, 0), timeout.format(n, 1000)) for n in (1, 2)]
+    assert [(r.js, r.python) for r in align(js.trace, py.trace) if not r.same] == []
+    timeout = "  attempt 1: failure WorkflowTimeoutError: Execution timed out after 0ms"
+    assert any(r.js == timeout for r in align(js.trace, py.trace))
 
 
 def test_a_port_that_differs_is_caught(capsys: pytest.CaptureFixture[str], tmp_path: Path,

@@ -129,3 +129,13 @@ def test_help_documents_the_options(capsys: pytest.CaptureFixture[str]) -> None:
                    "--fault", "--event", "--terminate-rollback-at", "--keep-delays", "--json",
                    "STEP:fail:N", "STEP:event-timeout", "exit status: 0"):
         assert option in text
+
+
+def test_a_fault_for_a_step_that_never_ran_is_reported() -> None:
+    from workflows_emulator.cli.compare_command import parse_fault, unmatched_faults
+    from workflows_emulator.porting.js_runner import SideResult
+
+    ran = {"status": "complete", "steps": [{"step": "debit source-1"}, {"step": "credit-1"}]}
+    side = SideResult(engine="x", trace=ran)
+    typo, right = parse_fault("debit:fail:2"), parse_fault("debit source:fail:2")
+    assert unmatched_faults((typo, right), side, side) == [(typo, "credit-1, debit source-1")]

@@ -127,7 +127,24 @@ def run_compare(args: argparse.Namespace) -> int:
             py = run_python(args.python, [py_spec])[0]
     except PortingError as exc:
         raise CliError(str(exc)) from None
-    return show(js, py, as_json=args.json, width=args.width)
+    code = show(js, py, as_json=args.json, width=args.width)
+    missed = unmatched_faults(py_spec.faults, js, py)
+    for fault, ran in missed:
+        print(f"✘ [ERROR] --fault for step \"{fault.step}\" (#{fault.index}) matched no step "
+              f"that ran on either side, so nothing was injected; the steps were: {ran}. "
+              "Check the name (it is the step's full name)", file=sys.stderr)
+    return 2 if missed and code != 2 else code
+
+
+def unmatched_faults(faults: tuple[Fault, ...], *sides: SideResult) -> list[tuple[Fault, str]]:
+    """The faults whose step ran on neither side (a misspelt name injects nothing), each with
+    the steps that did run."""
+    labels: set[str] = set()
+    for side in sides:
+        for step in (side.trace or {}).get("steps", []):
+            labels.add(str(step.get("step")))
+    ran = ", ".join(sorted(labels)) or "none"
+    return [(f, ran) for f in faults if f"{f.step}-{f.index}" not in labels]
 
 
 def show(js: SideResult, py: SideResult, *, as_json: bool = False, width: int = 60) -> int:
