@@ -95,6 +95,8 @@ def test_emulator_wheel_holds_the_emulator_pinned_to_the_binding(wheelhouse: Pat
     # the timeline page's hand-written files, served from the installed package
     for static in STATIC_FILES:
         assert f"workflows_emulator/devserver/static/{static}" in wheel.names
+    # compare's Node driver, run from the installed package
+    assert "workflows_emulator/porting/js_driver.mjs" in wheel.names
     # the binding pinned; the dev tool's own libraries (HTTP server, JSONC) by range
     assert sorted(wheel.runtime_requirements) == ["aiohttp>=3.9", "json5>=0.9", "orjson>=3.9",
                                                  "python-dotenv>=1.0", f"workflows-saga=={VERSION}"]
