@@ -130,12 +130,13 @@ def sdk_project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def dev_server(state: Path) -> Iterator[Callable[[Path], DevServer]]:
-    """Start dev servers; every one is stopped when the test ends."""
+def dev_server(state: Path) -> Iterator[Callable[..., DevServer]]:
+    """Start dev servers (``start(config, *extra_args)``); every one is stopped when the test
+    ends."""
     servers: list[DevServer] = []
 
-    def start(config: Path) -> DevServer:
-        server = DevServer(config, state)
+    def start(config: Path, *extra: str) -> DevServer:
+        server = DevServer(config, state, extra=extra)
         servers.append(server)
         server.start()
         return server

@@ -11,7 +11,7 @@ import shlex
 import signal
 import subprocess
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,13 +81,6 @@ class_name = "Timers"
 HOUR_MS = 3_600_000
 
 
-class VirtualClockServer(DevServer):
-    """``workflows-emulator dev --virtual-clock`` as a subprocess on a free loopback port."""
-
-    def __init__(self, config: Path, state: Path) -> None:
-        super().__init__(config, state, extra=["--virtual-clock"])
-
-
 @pytest.fixture
 def travel_project(tmp_path: Path) -> Path:
     root = tmp_path / "travel"
@@ -98,19 +91,9 @@ def travel_project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def virtual_server(state: Path) -> Iterator[Callable[[Path], VirtualClockServer]]:
-    """Start ``dev --virtual-clock`` servers on ``state``; each is stopped when the test ends."""
-    servers: list[VirtualClockServer] = []
-
-    def start(config: Path) -> VirtualClockServer:
-        server = VirtualClockServer(config, state)
-        servers.append(server)
-        server.start()
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+def virtual_server(dev_server: Callable[..., DevServer]) -> Callable[[Path], DevServer]:
+    """Start ``dev --virtual-clock`` servers on the test's state; each stops with the test."""
+    return lambda config: dev_server(config, "--virtual-clock")
 
 
 def create(server: DevServer, workflow: str, instance_id: str) -> None:
@@ -119,7 +102,7 @@ def create(server: DevServer, workflow: str, instance_id: str) -> None:
 
 
 def test_time_advance_cli_wakes_a_three_hour_sleep(
-        virtual_server: Callable[[Path], VirtualClockServer], travel_project: Path,
+        virtual_server: Callable[[Path], DevServer], travel_project: Path,
         state: Path) -> None:
     server = virtual_server(travel_project)
     assert "Virtual clock" in server.output
@@ -147,7 +130,7 @@ def test_time_advance_cli_wakes_a_three_hour_sleep(
 
 
 def test_advance_jumps_retry_delays_sleeps_and_event_timeouts(
-        virtual_server: Callable[[Path], VirtualClockServer], travel_project: Path) -> None:
+        virtual_server: Callable[[Path], DevServer], travel_project: Path) -> None:
     server = virtual_server(travel_project)
     create(server, "timers", "t-1")
     first = server.wait_status("timers", "t-1", {"waiting"})
@@ -189,7 +172,7 @@ def test_advance_jumps_retry_delays_sleeps_and_event_timeouts(
 
 
 def test_virtual_clock_goes_on_from_where_it_was_after_a_restart(
-        virtual_server: Callable[[Path], VirtualClockServer], travel_project: Path,
+        virtual_server: Callable[[Path], DevServer], travel_project: Path,
         state: Path) -> None:
     first = virtual_server(travel_project)
     create(first, "timers", "t-2")

@@ -39,6 +39,8 @@ from typing import Any
 
 import pytest
 
+from fork_server import ForkServer
+
 pytestmark = pytest.mark.slow
 
 PROGRAM = Path(__file__).parent / "programs" / "commit_kill_saga.py"
@@ -68,37 +70,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-class ForkServer:
-    """``commit_kill_saga.py serve``: forks one child per job and reports how it ended."""
-
-    def __init__(self) -> None:
-        self._proc = subprocess.Popen(
-            [sys.executable, str(PROGRAM), "serve"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True, env=_env())
-
-    def run(self, job: dict[str, Any]) -> dict[str, Any]:
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._proc.stdin.write(json.dumps(job) + "\n")
-        self._proc.stdin.flush()
-        line = self._proc.stdout.readline()
-        assert line, f"the fork server died (rc={self._proc.poll()})"
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    def close(self) -> None:
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._proc.stdin.close()
-        try:
-            self._proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        self._proc.stdout.close()
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[ForkServer]:
-    srv = ForkServer()
+    srv = ForkServer(PROGRAM, env=_env())
     try:
         yield srv
     finally:
@@ -421,7 +395,7 @@ def sweep(reference: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
     root = tmp_path_factory.mktemp("kills")
 
     def work(points: list[KillPoint]) -> None:
-        server = ForkServer()
+        server = ForkServer(PROGRAM, env=_env())
         try:
             for kp in points:
                 kp.run(Case(root, kp.name), result.bounds, server)

@@ -36,6 +36,8 @@ from typing import Any
 
 import pytest
 
+from fork_server import ForkServer
+
 PROGRAM = Path(__file__).parent / "do_commit_kill.py"
 
 
@@ -53,36 +55,9 @@ FINAL_KV = {"count": STEPS, **{f"op:{i}": i for i in range(1, STEPS + 1)}}
 FINAL_ROWS = [[i, i] for i in range(1, STEPS + 1)]
 
 
-class ForkServer:
-    """``do_commit_kill.py serve``: forks one child per job and reports how it ended."""
-
-    def __init__(self) -> None:
-        self._proc = subprocess.Popen([sys.executable, str(PROGRAM), "serve"],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def run(self, job: dict[str, Any]) -> dict[str, Any]:
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._proc.stdin.write(json.dumps(job) + "\n")
-        self._proc.stdin.flush()
-        line = self._proc.stdout.readline()
-        assert line, f"the fork server died (rc={self._proc.poll()})"
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    def close(self) -> None:
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._proc.stdin.close()
-        try:
-            self._proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        self._proc.stdout.close()
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[ForkServer]:
-    srv = ForkServer()
+    srv = ForkServer(PROGRAM)
     try:
         yield srv
     finally:

@@ -149,29 +149,28 @@ def _cell(value: Any) -> str:
 # -- migrations ------------------------------------------------------------------------------------
 
 
-def _list_migrations(cfg: D1Config, path: Path) -> int:
+def _show_unapplied(cfg: D1Config, path: Path) -> list[str]:
+    """Print the migrations not applied yet (as wrangler does); return their names."""
     try:
         todo = list_unapplied(path, cfg.migrations_dir)
     except D1MigrationError as exc:
         raise CliError(str(exc)) from None
     if not todo:
         print(NO_MIGRATIONS)
-        return 0
+        return todo
     print("Migrations to be applied:")
     print(render_table(["Name"], [[name] for name in todo]))
+    return todo
+
+
+def _list_migrations(cfg: D1Config, path: Path) -> int:
+    _show_unapplied(cfg, path)
     return 0
 
 
 def _apply_migrations(cfg: D1Config, path: Path) -> int:
-    try:
-        todo = list_unapplied(path, cfg.migrations_dir)
-    except D1MigrationError as exc:
-        raise CliError(str(exc)) from None
-    if not todo:
-        print(NO_MIGRATIONS)
+    if not _show_unapplied(cfg, path):
         return 0
-    print("Migrations to be applied:")
-    print(render_table(["Name"], [[name] for name in todo]))
     try:
         apply_migrations(path, cfg.migrations_dir, on_applied=lambda name: print(f"✅ {name}"))
     except D1MigrationError as exc:
