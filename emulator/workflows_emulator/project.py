@@ -71,6 +71,20 @@ TOP_LEVEL_KEYS = frozenset({
 WORKFLOW_KEYS = frozenset({"binding", "class_name", "concurrency", "default_retention",
                            "jurisdiction", "limits", "name", "schedules", "script_name"})
 WORKFLOW_LIMITS_KEYS = frozenset({"steps"})
+# The keys of the emulated binding tables' entries (wrangler's config schema).
+_REMOTE = {"experimental_remote", "remote"}
+BINDING_ENTRY_KEYS: dict[str, frozenset[str]] = {
+    "kv_namespaces": frozenset({"binding", "id", "preview_id", *_REMOTE}),
+    "d1_databases": frozenset({"binding", "database_name", "database_id", "preview_database_id",
+                               "migrations_dir", "migrations_table", "database_internal_env",
+                               *_REMOTE}),
+    "r2_buckets": frozenset({"binding", "bucket_name", "preview_bucket_name", "jurisdiction",
+                             *_REMOTE}),
+    "services": frozenset({"binding", "service", "entrypoint", "environment", "props",
+                           *_REMOTE}),
+    "durable_objects.bindings": frozenset({"name", "class_name", "script_name",
+                                           "environment"}),
+}
 
 
 @dataclass(frozen=True)
@@ -209,6 +223,12 @@ def _config_warnings(cfg: Path, data: dict[str, Any]) -> list[str]:
         if isinstance(raw.get("limits"), dict):
             found += _unknown_keys(raw["limits"], WORKFLOW_LIMITS_KEYS,
                                    f"[workflows.limits] of {where}")
+    for table, known in BINDING_ENTRY_KEYS.items():
+        parent = data.get("durable_objects") if table == "durable_objects.bindings" else data
+        entries = parent.get(table.rsplit(".", 1)[-1]) if isinstance(parent, dict) else None
+        for index, raw in enumerate(entries if isinstance(entries, list) else []):
+            if isinstance(raw, dict):
+                found += _unknown_keys(raw, known, f"[[{table}]] entry #{index + 1} of {cfg}")
     return found
 
 

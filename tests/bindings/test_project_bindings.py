@@ -265,3 +265,12 @@ async def test_the_readme_doubles_module_works_as_written(tmp_path: Path) -> Non
     (root / "emulator_doubles.py").write_text(readme_block("# emulator_doubles.py"))
     status = await run_flow(config, tmp_path / "state")
     assert status["output"][0] == "a cat on a sofa"
+
+
+def test_a_misspelt_key_in_a_binding_entry_is_named_with_the_fix(tmp_path: Path) -> None:
+    config = write(tmp_path / "p", tables='[[kv_namespaces]]\nbindng = "CACHE"\nid = "x"\n')
+    with pytest.raises(ProjectConfigError) as caught:
+        load_project(config)
+    assert 'should have a string "binding" field' in str(caught.value)
+    assert 'unknown key "bindng" in [[kv_namespaces]] entry #1' in str(caught.value)
+    assert 'did you mean "binding"?' in str(caught.value)

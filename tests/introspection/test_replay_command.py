@@ -53,7 +53,7 @@ def test_replay_passes_the_same_code_and_names_a_renamed_step(
     out = capsys.readouterr().out
     assert "✘ flow/sleeper: instance sleeper of \"flow\" is not deterministic" in out
     assert "asked for step.do 'bill' where the log has step.do 'charge'" in out
-    assert "1 instance(s) replayed, 1 diverge" in out
+    assert "1 instance(s) checked, 1 not replayed as logged" in out
 
     assert main(["replay", str(state), "--config", str(config), "--json"]) == 1
     (found,) = json.loads(capsys.readouterr().out)
@@ -83,3 +83,22 @@ def test_the_readme_shows_the_message_replay_prints(
     out = capsys.readouterr().out
     for line in readme_block('instance sleeper of "flow"').strip().splitlines():
         assert line in out, (line, out)
+
+
+def test_replay_with_another_project_names_the_instances_it_cannot_check(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _project(tmp_path / "p", "charge")
+    state = tmp_path / "state"
+    assert main(["workflows", "trigger", "flow", "--id", "sleeper", "--timers-within", "0",
+                 "--config", str(config), "--persist-to", str(state)]) == 0
+    other = tmp_path / "other"
+    (other / "src").mkdir(parents=True)
+    (other / "src" / "entry.py").write_text("x = 1\n")
+    (other / "wrangler.toml").write_text(
+        'main = "src/entry.py"\ncompatibility_date = "2026-03-01"\n'
+        'compatibility_flags = ["python_workers"]\n')
+    capsys.readouterr()
+    assert main(["replay", str(state), "--config", str(other / "wrangler.toml")]) == 1
+    out = capsys.readouterr().out
+    assert '✘ flow/sleeper: the project' in out and 'has no workflow "flow"' in out
+    assert "1 instance(s) checked, 1 not replayed as logged" in out

@@ -127,13 +127,12 @@ def run_compare(args: argparse.Namespace) -> int:
             py = run_python(args.python, [py_spec])[0]
     except PortingError as exc:
         raise CliError(str(exc)) from None
-    code = show(js, py, as_json=args.json, width=args.width)
-    missed = unmatched_faults(py_spec.faults, js, py)
-    for fault, ran in missed:
-        print(f"✘ [ERROR] --fault for step \"{fault.step}\" (#{fault.index}) matched no step "
-              f"that ran on either side, so nothing was injected; the steps were: {ran}. "
-              "Check the name (it is the step's full name)", file=sys.stderr)
-    return 2 if missed and code != 2 else code
+    missed = [
+        f'--fault for step "{fault.step}" (#{fault.index}) matched no step that ran on either '
+        f"side, so nothing was injected; the steps were: {ran}. Name the step as the workflow "
+        'does, without the "-N" count (STEP#2:... for the 2nd of that name)'
+        for fault, ran in unmatched_faults(py_spec.faults, js, py)]
+    return show(js, py, as_json=args.json, width=args.width, problems=missed)
 
 
 def unmatched_faults(faults: tuple[Fault, ...], *sides: SideResult) -> list[tuple[Fault, str]]:
@@ -147,9 +146,11 @@ def unmatched_faults(faults: tuple[Fault, ...], *sides: SideResult) -> list[tupl
     return [(f, ran) for f in faults if f"{f.step}-{f.index}" not in labels]
 
 
-def show(js: SideResult, py: SideResult, *, as_json: bool = False, width: int = 60) -> int:
-    """Print the comparison of two sides; the exit status."""
-    failed = [r.error for r in (js, py) if r.error is not None]
+def show(js: SideResult, py: SideResult, *, as_json: bool = False, width: int = 60,
+         problems: list[str] | None = None) -> int:
+    """Print the comparison of two sides; the exit status (2 if ``problems``: the run was not
+    the one asked for, whatever the traces say)."""
+    failed = [r.error for r in (js, py) if r.error is not None] + list(problems or ())
     if failed or js.trace is None or py.trace is None:
         if as_json:
             print(json.dumps({"equal": False, "errors": failed}, indent=2))

@@ -35,7 +35,7 @@ def add_replay_parser(top: Any, default_state: str) -> None:
 def run_replay(args: argparse.Namespace) -> int:
     """Replay every stored instance; print what diverges; exit 1 if anything does."""
     state = Path(args.state_dir)
-    if not (state / "instances").is_dir():
+    if not (state / "instances").is_dir() or not any((state / "instances").rglob("*.sqlite")):
         raise CliError(f"{state} holds no instances (is it the state directory, as passed to "
                        "--persist-to?)")
     project = load_project(args.config)
@@ -51,8 +51,8 @@ def run_replay(args: argparse.Namespace) -> int:
             print(f"{mark} {r['workflow']}/{r['id']}: "
                   + ("replays as logged" if r["ok"] else r["problem"]))
         bad = sum(not r["ok"] for r in results)
-        print(f"{len(results)} instance(s) replayed, {bad} diverge" + ("" if bad else "d"))
-    return 1 if any(not r["ok"] for r in results) else 0
+        print(f"{len(results)} instance(s) checked, {bad} not replayed as logged")
+    return 1 if not results or any(not r["ok"] for r in results) else 0
 
 
 def _snapshot(state: Path, copy: Path) -> None:
@@ -70,9 +70,16 @@ def _snapshot(state: Path, copy: Path) -> None:
 
 
 def _replay_all(project: Any, copy: Path) -> list[dict[str, Any]]:
+    stored = sorted(p.name for p in (copy / "instances").iterdir() if p.is_dir())
     with open_runtime_sync(project, copy, clock="virtual", determinism="error") as rt:
         async def replay() -> list[dict[str, Any]]:
-            results = []
+            results = [
+                {"workflow": name, "id": path.stem, "status": None, "ok": False,
+                 "problem": f'the project ({project.config_path}) has no workflow "{name}" '
+                            f"(its workflows: {', '.join(rt.workflows) or 'none'}); pass the "
+                            "--config of the project that made these instances"}
+                for name in stored if name not in rt.workflows
+                for path in sorted((copy / "instances" / name).glob("*.sqlite"))]
             for name, workflow in rt.workflows.items():
                 for row in await workflow.list():
                     inst = await workflow.get(row["id"])

@@ -27,7 +27,7 @@ from workflows_saga import Duration
 from ..bindings.doubles import DoublesSource
 from ..clock import Clock
 from ..emulator import Emulator, Workflow
-from ..errors import EmulatorError
+from ..errors import EmulatorError, ProjectConfigError
 from ..project import Project, Runtime, load_project, open_runtime
 from ..workers_shim.http import HeadersLike, Request, Response, make_headers
 
@@ -152,6 +152,11 @@ async def load_test_project(config: str | Path, *, doubles: DoublesSource = None
     Raises:
         ProjectConfigError: the wrangler file, the import of ``main`` or the doubles failed.
     """
+    if not Path(config).exists():
+        raise ProjectConfigError(
+            f"{config}: no such wrangler file or folder; fix the path given to "
+            "load_test_project(), @pytest.mark.workflows_project(...) (relative to the test "
+            "file) or the workflows_project ini option (relative to the ini file)")
     project = load_project(config)
     tmp = tempfile.mkdtemp(prefix="workflows-project-") if state_dir is None else None
     state = Path(tmp if tmp is not None else str(state_dir))
