@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from .instance_index import InstanceIndex
 from .instance_store import InstanceStore
 from .records import InstanceStatus
 from .scheduler import Scheduler
+from .values import dumps, loads
 
 BatchDeleteResult = dict[str, list[dict[str, Any]]]
 """``{"deleted": [{"id"}], "errors": [{"id", "code", "message"}]}``, as JS ``deleteBatch``."""
@@ -51,7 +51,10 @@ class SettledStatuses:
     def put(self, key: tuple[str, str], status: dict[str, Any]) -> None:
         """Remember ``status`` of instance ``key`` (dropping the oldest beyond the budget)."""
         self.pop(key)
-        text = json.dumps(status)
+        try:
+            text = dumps(status)  # as stored: datetimes tagged, and back as datetimes
+        except (TypeError, ValueError):
+            return  # a cache must never stop an engine: the file answers instead
         if len(text) > self._budget // 64:  # a large output: reading the file is fine
             return
         self._texts[key] = text
@@ -63,7 +66,7 @@ class SettledStatuses:
     def get(self, key: tuple[str, str]) -> dict[str, Any] | None:
         """A copy of the remembered status of ``key``, if any."""
         text = self._texts.get(key)
-        return None if text is None else dict(json.loads(text))
+        return None if text is None else dict(loads(text))
 
     def pop(self, key: tuple[str, str]) -> None:
         """Forget ``key`` (its engine is back, or it is deleted)."""

@@ -442,3 +442,13 @@ async def test_an_error_on_schema_of_the_same_batch_has_no_offset(db: D1Database
     with pytest.raises(D1Error) as info:
         await db.batch([db.prepare("CREATE TABLE fresh (a)"), db.prepare("SELECT b FROM fresh")])
     assert str(info.value) == "D1_ERROR: no such column: b: SQLITE_ERROR"
+
+
+def test_transaction_words_inside_string_literals_are_data() -> None:
+    dump = ("BEGIN TRANSACTION;\nCREATE TABLE log (v);\nINSERT INTO log VALUES('COMMIT;');\n"
+            "COMMIT;\n")
+    assert script_statements(dump) == ["CREATE TABLE log (v);",
+                                       "INSERT INTO log VALUES('COMMIT;');"]
+    plain = "CREATE TABLE log (v);\nINSERT INTO log VALUES('BEGIN TRANSACTION;');\n"
+    assert script_statements(plain) == ["CREATE TABLE log (v);",
+                                        "INSERT INTO log VALUES('BEGIN TRANSACTION;');"]

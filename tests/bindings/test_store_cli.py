@@ -135,6 +135,12 @@ def test_r2_put_get_delete_round_trip(project: list[str], tmp_path: Path,
     assert capsys.readouterr().out == ('Downloading "cats/1.jpg" from "images-bucket".\n'
                                        "Download complete.\n")
     assert out.read_bytes() == photo.read_bytes()
+    # without --file: the key's last part, in the current folder, never where the key points
+    monkeypatch.chdir(tmp_path / "out")
+    assert main(["r2", "object", "get", "images-bucket/cats/1.jpg", *project]) == 0
+    assert (tmp_path / "out" / "1.jpg").read_bytes() == photo.read_bytes()
+    assert not (tmp_path / "out" / "cats").exists()
+    capsys.readouterr()
     bucket = R2Bucket(r2_root(_state(project), R2Config("IMAGES", "images-bucket")), RealClock())
     try:
         head = asyncio.run(bucket.head("cats/1.jpg"))

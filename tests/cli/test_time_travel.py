@@ -270,3 +270,11 @@ def test_readme_time_travel_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert 'Output: {"approved_by": "ann"}' in re.sub(r" +", " ", run.stdout)
     assert re.search(r"Name: +wait for the slot-1\n.*\n.*\n.*\n +Duration: +10800\.000s",
                      run.stdout), run.stdout
+
+
+def test_an_advance_of_more_than_ten_years_is_refused() -> None:
+    from workflows_emulator.devserver.timeline_api import advance_ms
+
+    assert advance_ms("3650d") == 3650 * 86_400_000
+    with pytest.raises(ValueError, match="more than 10 years"):
+        advance_ms("999999999999999999999d")

@@ -655,8 +655,6 @@ def script_statements(sql: str) -> list[str]:
     """A SQL script's statements, each to run as one statement of a batch (as wrangler's
     ``d1 execute --file`` and ``d1 migrations apply`` do); comment-only ones are dropped,
     and the ``BEGIN TRANSACTION;`` / ``COMMIT;`` around a ``.dump`` file removed."""
-    if "BEGIN TRANSACTION;" in sql:
-        sql = sql.replace("BEGIN TRANSACTION;", "", 1).replace("COMMIT;", "", 1)
     rest = sql.strip()
     out = []
     while rest:
@@ -664,7 +662,17 @@ def script_statements(sql: str) -> list[str]:
         if strip_comments(rest[:end]).strip(" \t\r\n;"):
             out.append(rest[:end])
         rest = rest[end:].strip()
+    # Whole statements only: the same words inside a string literal are data.
+    bare = [_bare(s) for s in out]
+    if "BEGIN TRANSACTION" in bare and "COMMIT" in bare:
+        begin, commit = bare.index("BEGIN TRANSACTION"), len(bare) - 1 - bare[::-1].index("COMMIT")
+        if begin < commit:
+            out = [s for i, s in enumerate(out) if i not in (begin, commit)]
     return out
+
+
+def _bare(statement: str) -> str:
+    return strip_comments(statement).strip(" \t\r\n;").upper()
 
 
 def apply_migrations(db_path: Path, migrations_dir: Path,

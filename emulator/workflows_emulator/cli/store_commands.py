@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..bindings.config import KvConfig, R2Config
@@ -254,11 +255,16 @@ async def _r2_get(args: argparse.Namespace) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
-    target = Path(args.file or key)
+    # Without --file, the key's last part in the current folder: a key is data, and must not
+    # choose where on this machine the body is written.
+    target = Path(args.file) if args.file else Path(PurePosixPath(key).name or "object")
+    partial = target.with_name(f".{target.name}.part")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        partial.write_bytes(data)
+        os.replace(partial, target)
     except OSError as exc:
+        partial.unlink(missing_ok=True)
         raise CliError(f'cannot write "{target}": {exc.strerror or exc}') from exc
     print("Download complete.")
 

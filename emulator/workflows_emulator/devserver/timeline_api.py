@@ -47,17 +47,27 @@ _SHORT_MS = {"": 1, "ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_40
 RouteHandler = Callable[[Request, str], Awaitable[HttpResponse]]
 
 
+MAX_ADVANCE_MS = 10 * 365 * 86_400_000
+"""The longest single jump (10 years): time never goes back, and it is saved, so a typo must
+not leave the state directory stuck centuries ahead."""
+
+
 def advance_ms(value: object) -> int:
     """``value`` in whole milliseconds: ``"2h"``/``"90s"``/``"15m"``/``"1d"``/``"1500"``, or
-    any duration a sleep takes (``"3 hours"``, a number of ms); else `ValueError` saying what
-    is accepted."""
+    any duration a sleep takes (``"3 hours"``, a number of ms), at most 10 years; else
+    `ValueError` saying what is accepted."""
     if isinstance(value, str) and (match := _SHORT.match(value)):
-        return int(float(match.group(1)) * _SHORT_MS[(match.group(2) or "").lower()])
-    try:
-        return duration_ms(value, what="duration")
-    except ValueError:
-        raise ValueError(f"invalid duration {value!r}: use e.g. 2h, 15m, 90s, 1d, 500ms, "
-                         '"3 hours" (as step.sleep takes) or milliseconds') from None
+        ms = int(float(match.group(1)) * _SHORT_MS[(match.group(2) or "").lower()])
+    else:
+        try:
+            ms = duration_ms(value, what="duration")
+        except ValueError:
+            raise ValueError(f"invalid duration {value!r}: use e.g. 2h, 15m, 90s, 1d, 500ms, "
+                             '"3 hours" (as step.sleep takes) or milliseconds') from None
+    if ms > MAX_ADVANCE_MS:
+        raise ValueError(f"{value!r} is more than 10 years: time only moves forward and is "
+                         "kept in the state directory, so advance by at most 10 years at once")
+    return ms
 
 
 async def catch_up(rt: Runtime) -> float:
