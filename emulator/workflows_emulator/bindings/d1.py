@@ -32,6 +32,7 @@ from typing import Any
 
 from ..errors import StorageError
 from ..workers_shim.rpc import JsDict
+from .sql_params import sqlite_params
 
 MAX_SAFE_INTEGER = 2**53 - 1  # beyond it a JS number is not exact (and Pyodide sends a BigInt)
 SERVED_BY = "workflows-emulator.db"
@@ -323,7 +324,7 @@ class D1Database:
             with warnings.catch_warnings():
                 # D1 binds :name / @name / $name parameters by position, as here.
                 warnings.simplefilter("ignore", DeprecationWarning)
-                cursor = self._conn.execute(text, params)
+                cursor = self._conn.execute(text, sqlite_params(text, params))
             return cursor, cursor.fetchall()
         except sqlite3.ProgrammingError as exc:
             if "number of bindings" in str(exc):

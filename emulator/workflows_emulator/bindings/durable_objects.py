@@ -46,6 +46,7 @@ from ..errors import EmulatorError
 from ..values import as_epoch_ms, loads
 from ..workers_shim.http import Request, Response
 from ..workers_shim.rpc import JsDict, round_trip
+from .sql_params import sqlite_params
 
 ALARM_RETRY_START_MS = 2_000
 """The first alarm retry comes 2 s after the failure, each next one twice as late."""
@@ -351,7 +352,7 @@ def _run(conn: sqlite3.Connection, statement: str, values: tuple[Any, ...],
          refused: list[str], *, several: bool) -> SqlCursor:
     before = conn.total_changes
     try:
-        cursor = conn.execute(statement, values)
+        cursor = conn.execute(statement, sqlite_params(statement, values))
         rows = cursor.fetchall()
     except sqlite3.ProgrammingError as exc:
         if "bindings" not in str(exc):
@@ -735,7 +736,12 @@ class _LiveObject:
         task.add_done_callback(self._tasks.discard)
 
     async def settle(self) -> None:
-        while self._tasks:
+        while True:
+            # Done tasks leave the set by a callback that runs only on a later loop turn, and
+            # awaiting finished tasks does not yield (3.12+): drop them here, or this spins.
+            self._tasks.difference_update([t for t in self._tasks if t.done()])
+            if not self._tasks:
+                return
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def close(self) -> None:
