@@ -412,9 +412,10 @@ class KvNamespace:
         with self._file.read() as conn:
             rows = conn.execute(
                 "SELECT key, expiration, metadata FROM entries "
-                "WHERE substr(key, 1, length(?1)) = ?1 AND key > ?2 "
-                "AND (expiration IS NULL OR expiration > ?3) ORDER BY key LIMIT ?4",
-                (prefix, after, self._now_s(), limit + 1)).fetchall()
+                "WHERE substr(key, 1, length(:prefix)) = :prefix AND key > :after "
+                "AND (expiration IS NULL OR expiration > :now) ORDER BY key LIMIT :limit",
+                {"prefix": prefix, "after": after, "now": self._now_s(),
+                 "limit": limit + 1}).fetchall()
         more = len(rows) > limit
         keys = []
         for name, expiration, metadata in rows[:limit]:

@@ -542,9 +542,9 @@ class R2Bucket:
         last = after
         while True:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM objects WHERE substr(key, 1, length(?1)) = ?1 "
-                "AND (?2 IS NULL OR key > ?2) ORDER BY key LIMIT ?3",
-                (prefix, last, _SCAN_BATCH)).fetchall()
+                f"SELECT {_COLUMNS} FROM objects WHERE substr(key, 1, length(:prefix)) = :prefix "
+                "AND (:last IS NULL OR key > :last) ORDER BY key LIMIT :batch",
+                {"prefix": prefix, "last": last, "batch": _SCAN_BATCH}).fetchall()
             if not rows:
                 return
             for values in rows:
@@ -557,8 +557,8 @@ class R2Bucket:
                 rolled = row["key"][:at + len(str(delimiter))]
                 # every key under the rolled-up prefix is covered: go on after the greatest
                 last = conn.execute(
-                    "SELECT max(key) FROM objects WHERE substr(key, 1, length(?1)) = ?1",
-                    (rolled,)).fetchone()[0]
+                    "SELECT max(key) FROM objects WHERE substr(key, 1, length(:p)) = :p",
+                    {"p": rolled}).fetchone()[0]
                 yield None, rolled, str(last)
                 break
 

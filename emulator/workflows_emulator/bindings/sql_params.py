@@ -23,14 +23,11 @@ def sqlite_params(statement: str, values: Sequence[Any]) -> Sequence[Any] | dict
     found = _PLACEHOLDER.findall(_LITERALS.sub("''", statement))
     if not found:
         return values
-    mapping: dict[str, Any] = {}
-    position = 0
-    for number, name in found:
-        if number:
-            index = int(number) - 1
-            if 0 <= index < len(values):
-                mapping[number] = values[index]
-        elif name not in mapping and position < len(values):
-            mapping[name] = values[position]
-            position += 1
-    return mapping
+    numbers = {int(n) for n, _ in found if n}
+    names = list(dict.fromkeys(name for n, name in found if not n))
+    if (numbers and names) or (numbers and max(numbers) != len(values)) or \
+            (names and len(names) != len(values)):
+        return values  # a count that does not fit: SQLite says so, as D1 does
+    if numbers:
+        return {str(n): values[n - 1] for n in numbers}
+    return dict(zip(names, values, strict=True))
