@@ -15,7 +15,9 @@ Differences from Cloudflare, on purpose:
   while storage is busy); a call from an object back into itself, directly or through other
   objects, does not wait for itself.
 - Each storage call commits on its own: Cloudflare also coalesces the writes made without an
-  ``await`` in between into one atomic write; here use ``transaction()`` for that.
+  ``await`` in between into one atomic write; here use ``transaction()`` for that. A
+  ``wait_until`` task that writes while a ``transaction()`` of the same object is suspended
+  in an ``await`` joins that transaction (and is rolled back with it).
 - Values are stored as JSON plus ``bytes`` and ``datetime`` (not the full structured clone).
 - ``rowsRead`` counts the rows a statement returned plus those an UPDATE or DELETE changed:
   Cloudflare also counts rows scanned and left out (a ``WHERE`` on an unindexed column).
