@@ -24,7 +24,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from .conftest import ROOT, DevServer, http
-from .test_time_travel import TRAVEL_ENTRY, TRAVEL_TOML, VirtualClockServer
+from .test_time_travel import TRAVEL_ENTRY, TRAVEL_TOML
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -295,7 +295,7 @@ def test_advance_button_wakes_a_three_hour_sleep(
     (root / "src").mkdir(parents=True)
     (root / "src" / "entry.py").write_text(textwrap.dedent(TRAVEL_ENTRY))
     (root / "wrangler.toml").write_text(TRAVEL_TOML)
-    server = VirtualClockServer(root / "wrangler.toml", state)
+    server = DevServer(root / "wrangler.toml", state, extra=["--virtual-clock"])
     server.start()
     try:
         code, body = server.api("POST", "/workflows/sleeper/instances", {"id": "s-1"})
