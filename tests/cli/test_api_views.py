@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from workflows_emulator import Emulator
+from workflows_emulator.bindings.config import BindingConfigs
 from workflows_emulator.devserver import ApiRequest, DevServer, InstanceApi, describe_instance
 from workflows_emulator.devserver.api_views import Route, allowed_methods
 from workflows_emulator.project import Project, Runtime, WorkflowConfig
@@ -34,20 +35,29 @@ class Order(WorkflowEntrypoint):
         await step.do("reserve", lambda: {"hold": "h-1"}, rollback=_undo)
         if params.get("approve"):
             await step.wait_for_event("approval", "approved", timeout="1 hour")
+        if params.get("nap"):
+            await step.sleep("nap", "1 second")
         if params.get("fail"):
             await step.do("charge", _refuse, rollback=_undo)
         return {"ok": True}
 
 
+def order_runtime(emu: Emulator, tmp_path: Path, name: str,
+                  bindings: BindingConfigs | None = None) -> Runtime:
+    """A project called ``name`` with the workflow ``order`` (`Order`) on ``emu``; `UNDONE`
+    starts empty."""
+    UNDONE.clear()
+    project = Project(config_path=tmp_path / "wrangler.toml", name=name, main=tmp_path / "e.py",
+                      compatibility_date="2026-03-01", compatibility_flags=(),
+                      workflows=(WorkflowConfig("order", "ORDER", "Order"),),
+                      bindings=bindings or BindingConfigs())
+    return Runtime(project, emu, types.ModuleType("entry"), None,
+                   {"order": emu.workflow(Order, name="order")})
+
+
 @pytest.fixture
 def api(emu: Emulator, tmp_path: Path) -> InstanceApi:
-    UNDONE.clear()
-    project = Project(config_path=tmp_path / "wrangler.toml", name="views", main=tmp_path / "e.py",
-                      compatibility_date="2026-03-01", compatibility_flags=(),
-                      workflows=(WorkflowConfig("order", "ORDER", "Order"),))
-    runtime = Runtime(project, emu, types.ModuleType("entry"), None,
-                      {"order": emu.workflow(Order, name="order")})
-    return InstanceApi(runtime, foreground=True)
+    return InstanceApi(order_runtime(emu, tmp_path, "views"), foreground=True)
 
 
 async def ok(api: InstanceApi, method: str, path: str, body: Any = None) -> Any:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import subprocess
 import textwrap
-import types
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -32,40 +31,14 @@ from workflows_emulator.bindings.config import (
 from workflows_emulator.devserver import ApiResponse, InstanceApi
 from workflows_emulator.devserver.explorer_api import ExplorerApi, RawAnswer, iso
 from workflows_emulator.devserver.explorer_ui import find_ui, missing_ui_page, ui_file
-from workflows_emulator.project import Project, Runtime, WorkflowConfig, load_project, open_runtime
-from workflows_saga import NonRetryableError, RollbackContext, WorkflowEntrypoint
+from workflows_emulator.project import load_project, open_runtime
 
 from .conftest import EXAMPLE, DevServer, http
+from .test_api_views import UNDONE, order_runtime
 
 EXPLORER_JS = (REPO / "node_modules" / "miniflare" / "dist" / "src" / "workers" / "local-explorer"
                / "explorer.worker.js")
 NODE = REPO / "node_modules" / "node" / "bin" / "node"
-UNDONE: list[str] = []
-
-
-async def _undo(rb: RollbackContext[Any]) -> None:
-    UNDONE.append(rb.step_name)
-
-
-def _refuse() -> None:
-    raise NonRetryableError("refused")
-
-
-class Order(WorkflowEntrypoint):
-    """Reserve; optionally wait for an approval; optionally fail the charge (rolls back)."""
-
-    async def run(self, event: Any, step: Any) -> Any:
-        params = event["payload"]
-        await step.do("reserve", lambda: {"hold": "h-1"}, rollback=_undo)
-        if params.get("approve"):
-            await step.wait_for_event("approval", "approved", timeout="1 hour")
-        if params.get("nap"):
-            await step.sleep("nap", "1 second")
-        if params.get("fail"):
-            await step.do("charge", _refuse, rollback=_undo)
-        return {"ok": True}
-
-
 BINDINGS = BindingConfigs(
     kv_namespaces=(KvConfig("CACHE", "cache-id"),),
     d1_databases=(D1Config("DB", "orders-db", "d1-uuid", Path("/tmp/migrations")),),
@@ -76,12 +49,7 @@ BINDINGS = BindingConfigs(
 
 @pytest.fixture
 def explorer(emu: Emulator, tmp_path: Path) -> ExplorerApi:
-    UNDONE.clear()
-    project = Project(config_path=tmp_path / "wrangler.toml", name="shop", main=tmp_path / "e.py",
-                      compatibility_date="2026-03-01", compatibility_flags=(),
-                      workflows=(WorkflowConfig("order", "ORDER", "Order"),), bindings=BINDINGS)
-    runtime = Runtime(project, emu, types.ModuleType("entry"), None,
-                      {"order": emu.workflow(Order, name="order")})
+    runtime = order_runtime(emu, tmp_path, "shop", BINDINGS)
     # foreground: each change answers once the instance has settled (no server drives it here)
     return ExplorerApi(runtime, InstanceApi(runtime, foreground=True))
 
