@@ -123,8 +123,10 @@ class EngineStepBackend:
             await host.checkpoint()
         host.refuse_steps_in_terminate_rollback()
         count, key = self._count("do", call.name)
-        if self.guard.replaying:
-            self.guard.asked("do", call.name, count, resolve_config(call.config).shown)
+        resolved: ResolvedConfig | None = None
+        if self.guard.replaying:  # resolved once: the guard compares it, the attempts use it
+            resolved = resolve_config(call.config)
+            self.guard.asked("do", call.name, count, resolved.shown)
         row = self._store.rows.get(key)
         if row is not None and row.state != "running":
             self._register(key, row.has_rollback, call)
@@ -136,7 +138,8 @@ class EngineStepBackend:
             if row is not None:
                 self._register(key, row.has_rollback, call)
             return None
-        resolved = resolve_config(call.config)
+        if resolved is None:
+            resolved = resolve_config(call.config)
         start: PlannedStep | None = None
         if row is None:
             start = self._plan_do(call, count, key, resolved)
