@@ -12,6 +12,7 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
+from types import CoroutineType
 from typing import Any, Generic, TypeVar, overload
 
 from ._backend import RollbackHandler, RollbackOptions, StepBackend, StepCall
@@ -136,9 +137,19 @@ def _wants_ctx(fn: Callable[..., Any]) -> bool:
 
 async def _call(fn: Callable[..., Any], *args: Any) -> Any:
     result = fn(*args)
-    if inspect.isawaitable(result):
+    if _awaitable(result):
         result = await result
     return result
+
+
+_PLAIN_RESULTS = frozenset({type(None), bool, int, float, str, bytes, dict, list, tuple})
+"""What a callback commonly returns that is never awaitable."""
+
+
+def _awaitable(result: Any) -> bool:
+    """`inspect.isawaitable`, with the common cases first (this is on every step's path)."""
+    kind = type(result)
+    return kind is CoroutineType or (kind not in _PLAIN_RESULTS and inspect.isawaitable(result))
 
 
 # -- JS-shaped calls: say what the Python form is ------------------------------------
@@ -513,7 +524,10 @@ class WorkflowStep:
         pass_ctx = _wants_ctx(callback)
 
         async def body(ctx: StepContext) -> Any:
-            return await (_call(callback, ctx) if pass_ctx else _call(callback))
+            result = callback(ctx) if pass_ctx else callback()
+            if _awaitable(result):
+                result = await result
+            return result
 
         # Started now, as JS's step.do starts at call time: the step runs up to its first
         # suspension before this returns, so counts and the rollback order follow the calls.
