@@ -8,6 +8,7 @@ decoded in memory and JSON only here, at the storage boundary.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import chain
 from typing import Any
 
 from .durable_object import DurableObjectNamespace, DurableObjectStorage
@@ -245,7 +246,7 @@ class InstanceStore:
             sql = _INSERT + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(pending))
             if len(_INSERTS) < 16:
                 _INSERTS[len(pending)] = sql
-        self._storage.sql.exec(sql, *(v for entry in pending for v in entry))
+        self._storage.sql.exec(sql, *chain.from_iterable(pending))
 
     def append(self, event: str, ts: float, row: StepRow | None = None, *,
                attempt: int | None = None, data: dict[str, Any] | None = None,
