@@ -185,7 +185,7 @@ class AttemptRunner:
                 continue
             finally:
                 host.callback_finished()
-            with store.transaction():
+            with store.deferred():  # committed by what comes next: see `deferred`
                 now = clock.now_ms()
                 store.append(events.attempt_success, now, row, attempt=attempt)
                 store.append(events.step_success, now, row, data={"output": loads(encoded)},

@@ -79,6 +79,7 @@ class CrashPoint:
             label = f" of step {step}" if step else ""
             self.where = f"after {event} #{self.nth}{label} of instance {engine.id}"
             engine.store.when_committed(self._crash)
+            engine.store.want_commit()  # on disk at once, though the engine might wait
 
     def _crash(self) -> None:
         self.crashed = True

@@ -7,6 +7,7 @@ decoded in memory and JSON only here, at the storage boundary.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from itertools import chain
 from typing import Any
@@ -31,6 +32,7 @@ CREATE TABLE IF NOT EXISTS inbox (
 """
 _INSERT = "INSERT INTO log (id, ts, event, key, step, attempt, data) VALUES "
 _INSERTS: dict[int, str] = {}
+_FLUSH_CHUNK = 256
 
 FaultListener = Callable[[StorageError], None]
 """Told when a read or write of the file fails (the store refuses writes from then on)."""
@@ -43,14 +45,19 @@ def _ignore(*_: Any) -> None:
 
 
 class _StoreTransaction:
-    """``with store.transaction():`` (a class: this sits on every step's hot path)."""
+    """``with store.transaction():`` (a class: this sits on every step's hot path).
 
-    __slots__ = ("_outer", "_storage_tx", "_store")
+    Entries that `InstanceStore.deferred` left uncommitted are committed with this
+    transaction's; if it fails, they are committed on their own before it is undone.
+    """
+
+    __slots__ = ("_carried", "_outer", "_storage_tx", "_store")
 
     def __init__(self, store: InstanceStore) -> None:
         self._store = store
         self._storage_tx = store._storage.transaction()
         self._outer = False
+        self._carried = (0, 0)
 
     def __enter__(self) -> None:
         store = self._store
@@ -62,6 +69,8 @@ class _StoreTransaction:
             store.failed(exc)
             raise
         self._outer = not store._in_tx
+        if self._outer and store._deferred:
+            self._carried = (len(store._pending), len(store._committed))
         store._in_tx = True
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -81,16 +90,81 @@ class _StoreTransaction:
         finally:
             if self._outer:
                 store._in_tx = False
-                store._pending = []
-                committed, store._committed = store._committed, []
-                if not failed:
+                if failed:
+                    self._undo()
+                else:
+                    store._deferred = False
+                    store.commit_wanted = False
+                    store._pending = []
+                    committed, store._committed = store._committed, []
                     for callback in committed:
                         callback()
-                if failed:
-                    try:
-                        store.load()  # what was folded in memory did not happen
-                    except StorageError as exc:
-                        store.failed(exc)  # rows are stale: reloaded when the fault clears
+
+    def _undo(self) -> None:
+        """After a failure: keep what was deferred before this transaction (committed now,
+        on its own), drop the rest, and rebuild the rows from the file."""
+        store = self._store
+        entries, callbacks = self._carried
+        store._pending = store._pending[:entries]
+        store._committed = store._committed[:callbacks]
+        store._deferred = bool(entries)
+        if store.fault is not None:  # nothing can be written: lost, as in a crash
+            store._pending, store._committed, store._deferred = [], [], False
+        try:
+            store.commit_deferred()
+            store.load()  # what was folded in memory did not happen
+        except StorageError as exc:
+            store.failed(exc)  # rows are stale: reloaded when the fault clears
+
+
+class _DeferredAppends:
+    """``with store.deferred():`` (a class: this sits on every step's hot path)."""
+
+    __slots__ = ("_marks", "_outer", "_store")
+
+    def __init__(self, store: InstanceStore) -> None:
+        self._store = store
+        self._outer = False
+        self._marks = (0, 0)
+
+    def __enter__(self) -> None:
+        store = self._store
+        if store.fault is not None:
+            raise store.fault
+        self._outer = not store._in_tx
+        if self._outer:
+            self._marks = (len(store._pending), len(store._committed))
+            store._in_tx = True
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if not self._outer:
+            return  # inside a transaction: committed with it
+        store = self._store
+        store._in_tx = False
+        if exc_type is not None:  # nothing of this block happened
+            entries, callbacks = self._marks
+            del store._pending[entries:]
+            del store._committed[callbacks:]
+            store._deferred = bool(entries)
+            try:
+                store.commit_deferred()
+                store.load()
+            except StorageError as fault:
+                store.failed(fault)
+            return
+        if not store._pending:
+            return
+        store._deferred = True
+        if store.commit_wanted:
+            store.commit_deferred()
+        elif not store._flush_scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no event loop to come back to: now
+                store.commit_deferred()
+                return
+            store._flush_scheduled = True
+            loop.call_soon(store._commit_soon)
 
 
 class InstanceStore:
@@ -109,6 +183,11 @@ class InstanceStore:
         """The storage fault that stopped this store's writes, until `clear_fault`."""
         self._pending: list[tuple[Any, ...]] = []
         self._in_tx = False
+        self._deferred = False
+        """Whether `_pending` holds entries of `deferred` blocks, not yet committed."""
+        self._flush_scheduled = False
+        self.commit_wanted = False
+        """Set by `want_commit`: entries `deferred` would keep are committed at once."""
         self._next_id = 1 if storage.is_new else self._read_next_id()  # a new file's log is empty
         self.rows: dict[str, StepRow] = {}
         """Every step, folded from the log."""
@@ -143,6 +222,8 @@ class InstanceStore:
         first = self.fault is None
         if first:
             self.fault = fault
+        if not self._in_tx:  # what was deferred cannot be written now: lost, as in a crash
+            self._pending, self._committed, self._deferred = [], [], False
         self._storage.release()  # the next use opens the file afresh
         if first:
             self._on_fault(fault)
@@ -154,6 +235,7 @@ class InstanceStore:
             StorageError: the file still cannot be read (the fault is kept).
         """
         fault, self.fault = self.fault, None
+        self._pending, self._committed, self._deferred = [], [], False
         try:
             self._next_id = self._read_next_id()
             self.load()
@@ -174,8 +256,44 @@ class InstanceStore:
         assert self._in_tx, "when_committed() is for writes inside a transaction"
         self._committed.append(callback)
 
+    def want_commit(self) -> None:
+        """Have the entries appended so far committed at the end of the current block, even a
+        `deferred` one (fault injection crashes right after a chosen entry this way)."""
+        self.commit_wanted = True
+
+    def deferred(self) -> _DeferredAppends:
+        """Append entries that are committed with the next transaction, the next read of the
+        log, `release`/`close`, or at the event loop's next turn, whichever comes first.
+
+        For a step's result: the next step's start commits it, so a run of steps costs one
+        commit each, and the result is on disk before anything that could depend on it
+        (the next callback, a sleep, the instance's end, another task's turn). A crash
+        before that loses it as it would an uncommitted result: the step runs again.
+        """
+        return _DeferredAppends(self)
+
+    def commit_deferred(self) -> None:
+        """Commit what `deferred` left pending, now (nothing if there is none).
+
+        Raises:
+            StorageError: the commit failed (the store stops writing).
+        """
+        if self._deferred and not self._in_tx and self.fault is None:
+            with self.transaction():
+                pass
+
+    def _commit_soon(self) -> None:
+        self._flush_scheduled = False
+        if self._storage.is_closed:
+            return
+        try:
+            self.commit_deferred()
+        except StorageError:
+            pass  # `failed` told the engine; the entries are lost, as in a crash
+
     def rollback_closed(self) -> bool:
         """Whether the end of the current rollback phase (its outcome) is logged already."""
+        self.commit_deferred()
         last = self._storage.sql.exec(
             "SELECT event FROM log WHERE event IN (?, ?, ?) ORDER BY id DESC LIMIT 1",
             LogEvent.ROLLBACK_START.value, LogEvent.ROLLBACK_COMPLETE.value,
@@ -183,7 +301,12 @@ class InstanceStore:
         return bool(last) and last[0][0] != LogEvent.ROLLBACK_START.value
 
     def release(self) -> None:
-        """Give back the file descriptor until the next use (an idle or finished instance)."""
+        """Give back the file descriptor until the next use (an idle or finished instance).
+
+        Raises:
+            StorageError: what `deferred` left could not be committed first.
+        """
+        self.commit_deferred()
         self._storage.release()
 
     @property
@@ -197,7 +320,13 @@ class InstanceStore:
         return self._storage.is_closed
 
     def close(self) -> None:
-        """Close the file (idempotent)."""
+        """Commit what `deferred` left (if it can: a crashed store loses it) and close the
+        file (idempotent)."""
+        if not self._storage.is_closed:
+            try:
+                self.commit_deferred()
+            except StorageError:
+                pass  # as a crash would: the entries are lost, the state on disk is whole
         self._storage.close()
 
     def transaction(self) -> _StoreTransaction:
@@ -238,15 +367,17 @@ class InstanceStore:
     # -- the log ---------------------------------------------------------------------------
 
     def _flush(self) -> None:
-        # One multi-row INSERT: far cheaper than executemany for the two to four entries
-        # a transition writes.
+        # One multi-row INSERT per (up to) 256 entries: far cheaper than executemany for the
+        # two to six entries a transition writes, and within SQLite's bound on parameters.
         pending = self._pending
-        sql = _INSERTS.get(len(pending))
-        if sql is None:
-            sql = _INSERT + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(pending))
-            if len(_INSERTS) < 16:
-                _INSERTS[len(pending)] = sql
-        self._storage.sql.exec(sql, *chain.from_iterable(pending))
+        for at in range(0, len(pending), _FLUSH_CHUNK):
+            chunk = pending[at:at + _FLUSH_CHUNK] if len(pending) > _FLUSH_CHUNK else pending
+            sql = _INSERTS.get(len(chunk))
+            if sql is None:
+                sql = _INSERT + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+                if len(_INSERTS) < 16:
+                    _INSERTS[len(chunk)] = sql
+            self._storage.sql.exec(sql, *chain.from_iterable(chunk))
 
     def append(self, event: str, ts: float, row: StepRow | None = None, *,
                attempt: int | None = None, data: dict[str, Any] | None = None,
@@ -273,9 +404,10 @@ class InstanceStore:
 
     def load(self) -> dict[str, StepRow]:
         """Rebuild every row from the persisted log (nothing to read in a new, unwritten file)."""
-        if self._unwritten:
+        if self._unwritten and not self._deferred:
             self.rows = {}
             return self.rows
+        self.commit_deferred()
         rows: dict[str, StepRow] = {}
         cur = self._storage.sql.exec("SELECT ts, event, key, attempt, data FROM log ORDER BY id")
         for ts, event, key, attempt, data in cur.raw():
@@ -306,6 +438,7 @@ class InstanceStore:
         ``instance_level``: only the instance's own entries (queued, start, end, rollback
         phase, events received), not its steps'.
         """
+        self.commit_deferred()
         rows = self._storage.sql.exec(
             "SELECT id, ts, event, key, step, attempt, data FROM log WHERE id > ? "
             + ("AND key IS NULL " if instance_level else "") + "ORDER BY id", after)

@@ -222,7 +222,8 @@ def test_the_boundaries_are_every_commit_of_a_real_run(
     assert ids_by_boundary[-1] == len(report["events"])
 
     # Each attempt's start is durable before its callback runs, and each step's and each
-    # handler's outcome before the next one starts.
+    # handler's outcome no later than the next one's start: in the commit that starts it at
+    # the latest (`InstanceStore.deferred`), so before the next callback runs.
     labels = [f"{name}-1" for name in NAMES]
     for label in labels:
         assert bounds.first_boundary("ATTEMPT_START", label) < bounds.first_boundary(
@@ -230,15 +231,15 @@ def test_the_boundaries_are_every_commit_of_a_real_run(
         assert bounds.first_boundary("ROLLBACK_ATTEMPT_START", label) < bounds.first_boundary(
             "ROLLBACK_STEP_SUCCESS", label)
     for earlier, later in itertools.pairwise(labels):
-        assert bounds.first_boundary("STEP_SUCCESS", earlier) < bounds.first_boundary(
-            "STEP_START", later)
+        assert bounds.first_boundary("STEP_SUCCESS", earlier) <= bounds.first_boundary(
+            "ATTEMPT_START", later)
     assert bounds.first_boundary("STEP_FAILURE", labels[-1]) < bounds.first_boundary(
         "ROLLBACK_STEP_START", labels[-1])
     rollback_order = labels[::-1]
     for earlier, later in itertools.pairwise(rollback_order):
-        assert bounds.first_boundary("ROLLBACK_STEP_SUCCESS", earlier) < bounds.first_boundary(
-            "ROLLBACK_STEP_START", later)
-    assert n >= 4 * STEPS  # hence a start and an outcome per step and per handler, at least
+        assert bounds.first_boundary("ROLLBACK_STEP_SUCCESS", earlier) <= bounds.first_boundary(
+            "ROLLBACK_ATTEMPT_START", later)
+    assert n >= 2 * STEPS  # hence a commit per step and per handler, at least
     print(f"N = {n} commits on the instance file; hook calls on other files: "
           f"{dict(bounds.other_files)}")
 
