@@ -96,6 +96,7 @@ class _StoreTransaction:
                     store._deferred = False
                     store.commit_wanted = False
                     store._pending = []
+                    store._early = []
                     committed, store._committed = store._committed, []
                     for callback in committed:
                         callback()
@@ -105,7 +106,7 @@ class _StoreTransaction:
         on its own), drop the rest, and rebuild the rows from the file."""
         store = self._store
         entries, callbacks = self._carried
-        store._pending = store._pending[:entries]
+        store._pending, store._early = (store._early + store._pending)[:entries], []
         store._committed = store._committed[:callbacks]
         store._deferred = bool(entries)
         if store.fault is not None:  # nothing can be written: lost, as in a crash
@@ -182,6 +183,8 @@ class InstanceStore:
         self.fault: StorageError | None = None
         """The storage fault that stopped this store's writes, until `clear_fault`."""
         self._pending: list[tuple[Any, ...]] = []
+        self._early: list[tuple[Any, ...]] = []
+        """Entries of the open transaction `_write_pending` wrote already (kept for `_undo`)."""
         self._in_tx = False
         self._deferred = False
         """Whether `_pending` holds entries of `deferred` blocks, not yet committed."""
@@ -360,6 +363,7 @@ class InstanceStore:
 
     def erase(self) -> None:
         """Erase everything (what a create that crashed before it was indexed left)."""
+        self._pending, self._early = [], []
         self._storage.delete_all()
         self.rows = {}
         self._next_id = 1
@@ -378,6 +382,14 @@ class InstanceStore:
                 if len(_INSERTS) < 16:
                     _INSERTS[len(chunk)] = sql
             self._storage.sql.exec(sql, *chain.from_iterable(chunk))
+
+    def _write_pending(self) -> None:
+        """Write the entries pending so far now, inside the open transaction (before a
+        statement whose effect depends on their order)."""
+        if self._pending:
+            self._flush()
+            self._early.extend(self._pending)
+            self._pending = []
 
     def append(self, event: str, ts: float, row: StepRow | None = None, *,
                attempt: int | None = None, data: dict[str, Any] | None = None,
@@ -404,7 +416,7 @@ class InstanceStore:
 
     def load(self) -> dict[str, StepRow]:
         """Rebuild every row from the persisted log (nothing to read in a new, unwritten file)."""
-        if self._unwritten and not self._deferred:
+        if self._unwritten and not self._deferred and not self._early:
             self.rows = {}
             return self.rows
         self.commit_deferred()
@@ -420,6 +432,7 @@ class InstanceStore:
 
         Call inside a transaction, then `load` to rebuild the rows.
         """
+        self._write_pending()  # entries appended before this go first, as they happened
         if keys is None:
             self._storage.sql.exec("DELETE FROM log")
         else:

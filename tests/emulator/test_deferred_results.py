@@ -170,3 +170,17 @@ async def test_a_storage_fault_loses_what_was_deferred_as_a_crash_would(tmp_path
         install_hooks(previous)
         store.close()
 
+
+
+async def test_forgetting_a_step_forgets_its_deferred_result_too(tmp_path: Path) -> None:
+    # restart(from_step=...) forgets steps in a transaction that may carry their results.
+    store = open_store(tmp_path)
+    try:
+        append_start(store)
+        append_result(store)
+        with store.transaction():
+            store.forget({"do:a:1"})
+        store.load()
+        assert committed_events(tmp_path / "x.sqlite") == [] and store.rows == {}
+    finally:
+        store.close()
