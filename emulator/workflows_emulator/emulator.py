@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from workflows_saga import Duration
 
+from . import output_gate
 from .clock import Clock, RealClock, VirtualClock
 from .compat import Compatibility
 from .durable_object import OpenFiles
@@ -390,6 +391,7 @@ class Instance:
     async def status(self) -> dict[str, Any]:
         """``{"status", "error", "output", "rollback"}``."""
         settled = self._catalog.settled_status(self.workflow, self.id)
+        output_gate.open_gate()  # what the caller sees is on disk
         return settled if settled is not None else self._engine.status_dict()
 
     async def wait(self, *, until: str | Iterable[str] | None = None,
@@ -423,6 +425,7 @@ class Instance:
 
         engine.start()
         await scheduler.drive_until(engine, done, timeout)
+        output_gate.open_gate()
         return engine.status_dict()
 
     # Precise waits (workflows_emulator.testing.waits): each returns the awaited step's row and
@@ -506,6 +509,7 @@ class Instance:
 
     def steps(self) -> list[StepRow]:
         """Every persisted step, forward and rollback, in start order."""
+        output_gate.open_gate()
         return self._engine.step_rows()
 
     async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
@@ -527,6 +531,7 @@ class Instance:
                 entry = await queue.get()
                 if entry["id"] <= last:
                     continue
+                output_gate.open_gate()  # told as it happened, seen once it is on disk
                 event = subscribe_event(entry)
                 yield event
                 if event["type"] in FINAL_SUBSCRIBE_EVENTS:

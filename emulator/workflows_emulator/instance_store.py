@@ -12,6 +12,7 @@ from collections.abc import Callable
 from itertools import chain
 from typing import Any
 
+from . import output_gate
 from .durable_object import DurableObjectNamespace, DurableObjectStorage
 from .errors import StorageError
 from .log_fold import StepRow, fold, public_data
@@ -63,6 +64,8 @@ class _StoreTransaction:
         store = self._store
         if store.fault is not None:
             raise store.fault  # nothing more is written until the fault is cleared
+        if not store._in_tx:
+            output_gate.open_gate(but=store)  # other instances' results go first
         try:
             self._storage_tx.__enter__()
         except StorageError as exc:
@@ -109,10 +112,11 @@ class _StoreTransaction:
         store._pending, store._early = (store._early + store._pending)[:entries], []
         store._committed = store._committed[:callbacks]
         store._deferred = bool(entries)
-        if store.fault is not None:  # nothing can be written: lost, as in a crash
+        if entries and store._on_disk(store._pending[-1][0]):
+            # The commit went through and something after it failed: nothing to redo.
             store._pending, store._committed, store._deferred = [], [], False
         try:
-            store.commit_deferred()
+            store.commit_deferred()  # kept for `clear_fault` if the store is at fault
             store.load()  # what was folded in memory did not happen
         except StorageError as exc:
             store.failed(exc)  # rows are stale: reloaded when the fault clears
@@ -186,8 +190,6 @@ class InstanceStore:
         self._early: list[tuple[Any, ...]] = []
         """Entries of the open transaction `_write_pending` wrote already (kept for `_undo`)."""
         self._in_tx = False
-        self._deferred = False
-        """Whether `_pending` holds entries of `deferred` blocks, not yet committed."""
         self._flush_scheduled = False
         self.commit_wanted = False
         """Set by `want_commit`: entries `deferred` would keep are committed at once."""
@@ -225,8 +227,6 @@ class InstanceStore:
         first = self.fault is None
         if first:
             self.fault = fault
-        if not self._in_tx:  # what was deferred cannot be written now: lost, as in a crash
-            self._pending, self._committed, self._deferred = [], [], False
         self._storage.release()  # the next use opens the file afresh
         if first:
             self._on_fault(fault)
@@ -238,9 +238,12 @@ class InstanceStore:
             StorageError: the file still cannot be read (the fault is kept).
         """
         fault, self.fault = self.fault, None
-        self._pending, self._committed, self._deferred = [], [], False
         try:
-            self._next_id = self._read_next_id()
+            # Results deferred when the fault came are still held: they are written first,
+            # with the ids they were given.
+            self._next_id = max(self._read_next_id(),
+                                self._pending[-1][0] + 1 if self._deferred else 0)
+            self.commit_deferred()
             self.load()
         except StorageError:
             self.fault = fault
@@ -258,6 +261,25 @@ class InstanceStore:
         """Call ``callback`` once the open transaction commits (never if it rolls back)."""
         assert self._in_tx, "when_committed() is for writes inside a transaction"
         self._committed.append(callback)
+
+    @property
+    def _deferred(self) -> bool:
+        """Whether `_pending` holds entries of `deferred` blocks, not yet committed."""
+        return output_gate.holds(self)
+
+    @_deferred.setter
+    def _deferred(self, waiting: bool) -> None:
+        if waiting:
+            output_gate.hold(self)
+        else:
+            output_gate.release(self)
+
+    def _on_disk(self, entry_id: int) -> bool:
+        """Whether the log entry ``entry_id`` is in the file (``False`` if it cannot be read)."""
+        try:
+            return self._read_next_id() > entry_id
+        except StorageError:
+            return False
 
     def want_commit(self) -> None:
         """Have the entries appended so far committed at the end of the current block, even a
@@ -330,6 +352,7 @@ class InstanceStore:
                 self.commit_deferred()
             except StorageError:
                 pass  # as a crash would: the entries are lost, the state on disk is whole
+        self._deferred = False
         self._storage.close()
 
     def transaction(self) -> _StoreTransaction:
@@ -363,7 +386,7 @@ class InstanceStore:
 
     def erase(self) -> None:
         """Erase everything (what a create that crashed before it was indexed left)."""
-        self._pending, self._early = [], []
+        self._pending, self._early, self._deferred = [], [], False
         self._storage.delete_all()
         self.rows = {}
         self._next_id = 1

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StorageError
+from ..output_gate import open_gate
 from ..workers_shim.rpc import JsDict
 from .sql_params import sqlite_params
 
@@ -319,6 +320,7 @@ class D1Database:
         word = first_word(text)
         if word in _TRANSACTION_WORDS:
             raise _Failed(TRANSACTION_REFUSED)
+        open_gate()  # held step results are on disk before this statement
         self._refusal = None
         try:
             with warnings.catch_warnings():

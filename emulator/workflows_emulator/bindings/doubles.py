@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProjectConfigError
+from ..output_gate import open_gate
 from ..workers_shim.rpc import python_from_rpc
 
 if TYPE_CHECKING:
@@ -120,6 +121,7 @@ class DoubleBinding:
             return python_from_rpc(value)
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            open_gate()  # held step results are on disk before the double acts
             result = value(*args, **kwargs)
             if inspect.isawaitable(result):
                 return _converted(result)

@@ -45,6 +45,7 @@ from ..clock import Clock, TimerHandle
 from ..durable_object import DurableObjectNamespace as _ObjectFiles
 from ..durable_object import DurableObjectStorage, OpenFiles, storage_error
 from ..errors import EmulatorError
+from ..output_gate import open_gate
 from ..values import as_epoch_ms, loads
 from ..workers_shim.http import Request, Response
 from ..workers_shim.rpc import JsDict, round_trip
@@ -701,6 +702,7 @@ class _LiveObject:
     @contextlib.asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
         """Hold the object's input gate (one call at a time); re-entry does not wait."""
+        open_gate()  # held step results are on disk before the object acts
         held = _held.get()
         if id(self) in held:
             yield

@@ -27,6 +27,7 @@ from typing import Any
 from ..clock import Clock
 from ..durable_object import storage_error
 from ..errors import EmulatorError
+from ..output_gate import open_gate
 from ..workers_shim.rpc import JsDict, python_from_rpc, round_trip
 
 MAX_KEY_BYTES = 512
@@ -103,6 +104,7 @@ class SqliteFile:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``), rolled back if the body raises."""
+        open_gate()  # held step results are on disk before this write
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")

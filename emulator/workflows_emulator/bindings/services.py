@@ -15,6 +15,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from ..output_gate import open_gate
 from ..workers_shim.env import ExecutionContext
 from ..workers_shim.http import Request, Response
 from ..workers_shim.rpc import round_trip
@@ -55,6 +56,7 @@ class ServiceBinding:
                     **kwargs: Any) -> Response:
         """Call the entrypoint's ``fetch(request)`` and return its `Response`."""
         request = make_request(input, init, kwargs)
+        open_gate()  # held step results are on disk before the entrypoint acts
         return await call_fetch(self._instance(), f"entrypoint {self._target.__name__}",
                                 request)
 
@@ -75,6 +77,7 @@ class ServiceBinding:
         async def call(*args: Any, **kwargs: Any) -> Any:
             what = f"{target.__name__}.{name}()"
             sent = rpc_arguments(args, kwargs, what)
+            open_gate()
             result = getattr(self._instance(), name)(*sent)
             if inspect.isawaitable(result):
                 result = await result

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ProjectConfigError
+from ..output_gate import open_gate
 from ..project import Project, Runtime, open_runtime
 from ..state_lock import StateLock
 from ..values import shown
@@ -104,8 +105,11 @@ class DevServer:
                     else text_response(403, refused))
         if route is not None:
             rel = split.path[len(route.prefix):] + (f"?{split.query}" if split.query else "")
-            return await route.handler(request, rel)
-        return await self._worker_response(request)
+            answer = await route.handler(request, rel)
+        else:
+            answer = await self._worker_response(request)
+        open_gate()  # what the answer shows or follows from is on disk before it leaves
+        return answer
 
     async def _api_route(self, request: Request, target: str) -> HttpResponse:
         return await self._api_response(request.method.value, target, await request.bytes())

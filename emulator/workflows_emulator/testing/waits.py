@@ -136,7 +136,7 @@ async def wait_for_step_row(instance: Instance, match: StepMatch,
         reason = "timed out" if isinstance(exc, TimeoutError) else f"stopped: {exc}"
         raise type(exc)(f"waited for {match.what} in {where}, {reason}; it is at "
                         + describe_progress(engine.status_dict(), engine.step_rows())) from exc
-    found = _first(engine.step_rows(), match)
+    found = _first(instance.steps(), match)  # (`steps` has what it shows committed first)
     if found is None:
         raise EmulatorError(f"waited for {match.what} in {where}, but it has finished: "
                             + describe_progress(engine.status_dict(), engine.step_rows()))

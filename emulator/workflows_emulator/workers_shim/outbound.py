@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from http import HTTPMethod
 from typing import Any
 
+from ..output_gate import open_gate
 from .http import HeadersLike, Request, Response
 
 FetchHandler = Callable[[Request], Awaitable[Response]]
@@ -53,6 +54,7 @@ async def fetch(resource: str | Request, *, method: str | HTTPMethod | None = No
             body=body if body is not None else await resource.clone().bytes())
     else:
         request = Request(str(resource), method=method or "GET", headers=headers, body=body)
+    open_gate()  # held step results are on disk before anything leaves the process
     if _routes:
         return await _routes[-1](request)
     return await _network(request, follow=options.get("redirect", "follow") == "follow")
