@@ -21,17 +21,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import json5
-
 import workflows_saga
 
 from .bindings.config import BindingConfigs, parse_bindings
-from .bindings.doubles import DoublesSource, load_doubles
 from .errors import ProjectConfigError
 from .state_lock import StateLock
 from .values import ID_PATTERN, MAX_NAME
 
 if TYPE_CHECKING:
+    from .bindings.doubles import DoublesSource
     from .bindings.project_bindings import ProjectBindings
     from .emulator import Emulator, Workflow
 
@@ -157,7 +155,12 @@ def find_config(path: str | Path | None) -> Path:
 def _read_raw(path: Path) -> dict[str, Any]:
     text = _read_text(path)
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else json5.loads(text)
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            import json5  # only for a wrangler.jsonc / wrangler.json
+
+            data = json5.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProjectConfigError(f"{path}: malformed TOML: {exc}; fix the syntax") from exc
     except ValueError as exc:  # json5's errors: "<string>:LINE MESSAGE at column COL"
@@ -346,11 +349,11 @@ DEV_VARS_FILES = (".dev.vars", ".env")
 def _dev_vars(root: Path) -> dict[str, str]:
     """Local secrets as ``wrangler dev`` reads them: ``.dev.vars`` beside the config, else
     ``.env``; they override ``[vars]`` of the same name."""
-    from dotenv import dotenv_values
-
     for name in DEV_VARS_FILES:
         path = root / name
         if path.is_file():
+            from dotenv import dotenv_values  # only when there is a file to read
+
             return {k: v for k, v in dotenv_values(path).items() if v is not None}
     return {}
 
@@ -507,6 +510,7 @@ def open_runtime_sync(project: Project, state_dir: str | Path, *, clock: str = "
     ``determinism``: what a replay that meets other steps than the log does (see
     `replay_guard`); a warning by default, as in development.
     """
+    from .bindings.doubles import load_doubles  # the Worker shim: not for a read-only command
     from .bindings.project_bindings import ProjectBindings
     from .emulator import Emulator
     from .workers_shim.env import ExecutionContext, make_env
