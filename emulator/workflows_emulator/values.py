@@ -125,7 +125,8 @@ def loads(text: str | bytes) -> Any:
     except UnicodeEncodeError:  # a lone surrogate, which orjson cannot read
         return _PLAIN_DECODER.decode(text)
     # Counting the digits first: far cheaper than the search, and nearly always enough.
-    if len(raw) - len(raw.translate(None, _DIGITS)) < 19 or not _LONG_NUMBER.search(text):
+    if (len(raw) < 19 or len(raw) - len(raw.translate(None, _DIGITS)) < 19
+            or not _LONG_NUMBER.search(text)):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -76,8 +76,9 @@ def run_command(args: argparse.Namespace, command: Command, *, read_only: bool =
 def run_to_end(coroutine: Coroutine[Any, Any, T]) -> T:
     """The result of ``coroutine``, which must never wait for anything (a snapshot read).
 
-    What ``asyncio.run`` would return, without importing asyncio (a sixth of the CLI's
-    start-up) or starting an event loop; `RuntimeError` if the coroutine does wait.
+    What ``asyncio.run`` would return, without an event loop (its selector, self-pipe and
+    shutdown) and without needing asyncio at all: the describe path imports it only through
+    the binding (`workflows_saga`); `RuntimeError` if the coroutine does wait.
     """
     try:
         coroutine.send(None)
