@@ -9,8 +9,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import difflib
-import importlib.util
 import re
 import sys
 import tomllib
@@ -208,6 +206,8 @@ def _unknown_keys(table: dict[str, Any], known: frozenset[str], where: str) -> l
     for key in table:
         if key in known:
             continue
+        import difflib  # only for a key wrangler does not know
+
         close = difflib.get_close_matches(str(key), known, n=1)
         hint = (f'did you mean "{close[0]}"?' if close
                 else "wrangler does not know it and the emulator ignores it")
@@ -424,6 +424,8 @@ def project_imports(project: Project) -> Iterator[None]:
 
 def import_entry(project: Project) -> ModuleType:
     """Import the ``main`` module (call inside `project_imports`)."""
+    import importlib.util  # not for the commands that only read the state
+
     mod_name = f"_wf_entry_{abs(hash(str(project.main)))}"
     spec = importlib.util.spec_from_file_location(mod_name, project.main)
     if spec is None or spec.loader is None:

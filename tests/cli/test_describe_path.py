@@ -64,6 +64,29 @@ def test_describe_loads_neither_the_engine_nor_the_other_commands(state: Path) -
             if any(m == name or m.startswith(name + ".") for name in NOT_FOR_DESCRIBE)] == []
 
 
+MAIN_PROBE = """
+import gc, runpy, sys
+import workflows_emulator.cli.commands as commands
+cli_main = commands.main
+def main():  # the real main, told what the collector was doing when it was called
+    print(gc.isenabled(), gc.get_freeze_count() > 0, file=sys.stderr)
+    return cli_main()
+commands.main = main
+sys.argv[0] = "workflows_emulator"
+runpy.run_module("workflows_emulator", run_name="__main__")
+"""
+
+
+def test_python_m_runs_main_with_the_collector_on_and_the_cli_modules_frozen(
+        state: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", MAIN_PROBE, "workflows", "instances", "list", "transfer",
+         "--json", *_wf(state)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []
+    assert proc.stderr.split() == ["True", "True"]
+
+
 # -- run_to_end: a snapshot's coroutine, without an event loop --------------------------------
 
 

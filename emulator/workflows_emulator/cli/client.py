@@ -40,13 +40,13 @@ def run_command(args: argparse.Namespace, command: Command, *, read_only: bool =
     for warning in project.warnings:  # a running dev server printed its own at start
         print(f"▲ [WARNING] {warning}", file=sys.stderr)
     if read_only:
-        from ..state_reader import StateReader
-        from .snapshot_calls import snapshot_call
-
         # A snapshot read allocates some 100,000 objects (a 10,000-step instance) and frees
         # none until it prints: the cyclic collector would only rescan them, a tenth of it.
         gc.disable()
         try:
+            from ..state_reader import StateReader
+            from .snapshot_calls import snapshot_call
+
             return run_to_end(command(snapshot_call(project, StateReader(state))))
         finally:
             gc.enable()
