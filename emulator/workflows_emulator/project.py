@@ -9,8 +9,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import difflib
-import importlib.util
 import re
 import sys
 import tomllib
@@ -21,17 +19,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import json5
-
 import workflows_saga
 
 from .bindings.config import BindingConfigs, parse_bindings
-from .bindings.doubles import DoublesSource, load_doubles
 from .errors import ProjectConfigError
 from .state_lock import StateLock
 from .values import ID_PATTERN, MAX_NAME
 
 if TYPE_CHECKING:
+    from .bindings.doubles import DoublesSource
     from .bindings.project_bindings import ProjectBindings
     from .emulator import Emulator, Workflow
 
@@ -157,7 +153,12 @@ def find_config(path: str | Path | None) -> Path:
 def _read_raw(path: Path) -> dict[str, Any]:
     text = _read_text(path)
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else json5.loads(text)
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            import json5  # only for a wrangler.jsonc / wrangler.json
+
+            data = json5.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProjectConfigError(f"{path}: malformed TOML: {exc}; fix the syntax") from exc
     except ValueError as exc:  # json5's errors: "<string>:LINE MESSAGE at column COL"
@@ -205,6 +206,8 @@ def _unknown_keys(table: dict[str, Any], known: frozenset[str], where: str) -> l
     for key in table:
         if key in known:
             continue
+        import difflib  # only for a key wrangler does not know
+
         close = difflib.get_close_matches(str(key), known, n=1)
         hint = (f'did you mean "{close[0]}"?' if close
                 else "wrangler does not know it and the emulator ignores it")
@@ -346,11 +349,11 @@ DEV_VARS_FILES = (".dev.vars", ".env")
 def _dev_vars(root: Path) -> dict[str, str]:
     """Local secrets as ``wrangler dev`` reads them: ``.dev.vars`` beside the config, else
     ``.env``; they override ``[vars]`` of the same name."""
-    from dotenv import dotenv_values
-
     for name in DEV_VARS_FILES:
         path = root / name
         if path.is_file():
+            from dotenv import dotenv_values  # only when there is a file to read
+
             return {k: v for k, v in dotenv_values(path).items() if v is not None}
     return {}
 
@@ -421,6 +424,8 @@ def project_imports(project: Project) -> Iterator[None]:
 
 def import_entry(project: Project) -> ModuleType:
     """Import the ``main`` module (call inside `project_imports`)."""
+    import importlib.util  # not for the commands that only read the state
+
     mod_name = f"_wf_entry_{abs(hash(str(project.main)))}"
     spec = importlib.util.spec_from_file_location(mod_name, project.main)
     if spec is None or spec.loader is None:
@@ -507,6 +512,7 @@ def open_runtime_sync(project: Project, state_dir: str | Path, *, clock: str = "
     ``determinism``: what a replay that meets other steps than the log does (see
     `replay_guard`); a warning by default, as in development.
     """
+    from .bindings.doubles import load_doubles  # the Worker shim: not for a read-only command
     from .bindings.project_bindings import ProjectBindings
     from .emulator import Emulator
     from .workers_shim.env import ExecutionContext, make_env

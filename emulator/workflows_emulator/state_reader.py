@@ -12,7 +12,6 @@ from typing import Any
 
 from .durable_object import DurableObjectStorage
 from .errors import DamagedStateError, EmulatorError, InstanceNotFoundError, StorageError
-from .instance_index import INDEX_NAME, SCHEMA_VERSION, file_row, instance_files, listed_row
 from .instance_store import SCHEMA_VERSION as INSTANCE_VERSION
 from .instance_store import InstanceStore
 from .log_fold import StepRow, steps_in_start_order
@@ -66,6 +65,9 @@ class StateReader:
         return rows
 
     def _from_index(self, workflow: str) -> list[dict[str, Any]] | None:
+        # The index's module loads for listing only: describing an instance reads its file.
+        from .instance_index import INDEX_NAME, SCHEMA_VERSION, instance_files, listed_row
+
         path = self.state_dir / INDEX_NAME
         try:
             index = DurableObjectStorage(path, "", SCHEMA_VERSION, read_only=True)
@@ -85,6 +87,8 @@ class StateReader:
         return [listed_row(*row) for row in got]
 
     def _from_files(self, workflow: str) -> list[dict[str, Any]]:
+        from .instance_index import file_row, instance_files, listed_row
+
         rows: list[dict[str, Any]] = []
         for wf, iid, path in instance_files(self._instances_root()):
             found = file_row(path) if wf == workflow else None

@@ -14,6 +14,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from .errors import WorkflowError
 
 MAX_VALUE_BYTES = 1 << 20
@@ -72,6 +74,9 @@ _ENCODER = json.JSONEncoder(allow_nan=False, default=_tagged, ensure_ascii=False
 _DECODER = json.JSONDecoder(object_hook=_untagged)
 _PLAIN_DECODER = json.JSONDecoder()
 """For text without a tagged date (nearly all): no Python hook called for every object."""
+_DIGITS = b"0123456789"
+_LONG_NUMBER = re.compile(r"[0-9]{19}")
+"""As many digits in a row as an integer orjson reads as a float (beyond 64 bits) has."""
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
@@ -103,10 +108,30 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str | bytes) -> Any:
-    """A stored JSON value, datetimes restored."""
+    """A stored JSON value, datetimes restored.
+
+    Read by orjson (several times faster: a long instance's log is 40,000 entries) unless
+    the text holds a tagged date (orjson has no object hook) or 19 digits in a row (an
+    integer beyond 64 bits, which orjson reads as a float); what orjson refuses (``NaN``,
+    ``1e400``, a lone surrogate, deep nesting) the standard library reads, or refuses, as
+    it always did. Both give the same value for everything else.
+    """
     if not isinstance(text, str):
         text = text.decode()
-    return (_DECODER if _DATE in text else _PLAIN_DECODER).decode(text)
+    if _DATE in text:
+        return _DECODER.decode(text)
+    try:
+        raw = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate, which orjson cannot read
+        return _PLAIN_DECODER.decode(text)
+    # Counting the digits first: far cheaper than the search, and nearly always enough.
+    if (len(raw) < 19 or len(raw) - len(raw.translate(None, _DIGITS)) < 19
+            or not _LONG_NUMBER.search(text)):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return _PLAIN_DECODER.decode(text)
 
 
 def shown(value: Any) -> Any:

@@ -8,10 +8,31 @@ Modules: `parser` (the argparse tree), `commands` (each command, and `main`), `c
 
 from __future__ import annotations
 
-from .client import CliError
-from .commands import main
-from .parser import DEFAULT_STATE, build_parser
-from .render import fmt_duration, fmt_error, fmt_time, render_instance, render_table
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client import CliError
+    from .commands import main
+    from .parser import DEFAULT_STATE, build_parser
+    from .render import fmt_duration, fmt_error, fmt_time, render_instance, render_table
+
+# Loaded on first use: a command imports what it runs and no more (`commands.main` imports
+# each command's module when that command is the one asked for).
+_HOMES = {"CliError": ".client", "main": ".commands", "DEFAULT_STATE": ".parser",
+          "build_parser": ".parser",
+          **dict.fromkeys(("fmt_duration", "fmt_error", "fmt_time", "render_instance",
+                           "render_table"), ".render")}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_STATE",

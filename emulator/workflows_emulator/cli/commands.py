@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,12 +13,7 @@ from urllib.parse import quote
 
 from ..errors import EmulatorError
 from ..events import STATUSES
-from ..project import load_project
-from ..state_doctor import Finding, examine, quarantine
-from ..state_lock import StateLock, holder
 from .client import Call, CliError, run_command
-from .compare_command import run_compare
-from .d1_commands import run_d1
 from .parser import build_parser
 from .render import (
     json_text,
@@ -31,9 +24,6 @@ from .render import (
     render_workflow,
     render_workflows,
 )
-from .replay_command import run_replay
-from .store_commands import run_store_command
-from .time_commands import run_time
 
 CommandFn = Callable[[argparse.Namespace, Call], Awaitable[None]]
 ACTION_VERBS = {"terminate": ("🥷", "terminated"), "pause": ("⏸️", "paused"),
@@ -41,29 +31,16 @@ ACTION_VERBS = {"terminate": ("🥷", "terminated"), "pause": ("⏸️", "paused
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == "dev":
-            from ..devserver.server import run_dev  # aiohttp loads only for `dev`
+    """Run the CLI; return the exit code.
 
-            project = load_project(args.config)
-            return asyncio.run(run_dev(project, Path(args.persist_to), args.ip, args.port,
-                                       args.doubles, virtual_clock=args.virtual_clock))
-        if args.command == "doctor":
-            return _doctor(args)
-        if args.command in ("kv", "r2"):
-            return run_store_command(args)
-        if args.command == "d1":
-            return run_d1(args)
-        if args.command == "replay":
-            return run_replay(args)
-        if args.command == "time":
-            return run_time(args)
-        if args.command == "compare":
-            return run_compare(args)
-        read_only = (args.isub if args.sub == "instances" else args.sub) in ("list", "describe")
-        return run_command(args, lambda call: _workflows(args, call), read_only=read_only)
+    Each command's module is imported when that command runs, so ``workflows instances
+    describe`` starts without the dev server, the bindings or the porting kit.
+    """
+    if argv is None:
+        argv = sys.argv[1:]
+    args = build_parser(argv).parse_args(argv)
+    try:
+        return _run(args)
     except (CliError, EmulatorError) as exc:
         print(f"✘ [ERROR] {exc}", file=sys.stderr)
         return 1
@@ -74,8 +51,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "dev":
+        import asyncio
+
+        from ..devserver.server import run_dev  # aiohttp loads only for `dev`
+        from ..project import load_project
+
+        project = load_project(args.config)
+        return asyncio.run(run_dev(project, Path(args.persist_to), args.ip, args.port,
+                                   args.doubles, virtual_clock=args.virtual_clock))
+    if args.command == "doctor":
+        return _doctor(args)
+    if args.command in ("kv", "r2"):
+        from .store_commands import run_store_command
+
+        return run_store_command(args)
+    if args.command == "d1":
+        from .d1_commands import run_d1
+
+        return run_d1(args)
+    if args.command == "replay":
+        from .replay_command import run_replay
+
+        return run_replay(args)
+    if args.command == "time":
+        from .time_commands import run_time
+
+        return run_time(args)
+    if args.command == "compare":
+        from .compare_command import run_compare
+
+        return run_compare(args)
+    read_only = (args.isub if args.sub == "instances" else args.sub) in ("list", "describe")
+    return run_command(args, lambda call: _workflows(args, call), read_only=read_only)
+
+
 def _doctor(args: argparse.Namespace) -> int:
     """Report unreadable state files (exit 1 if any is left); --quarantine sets them aside."""
+    from ..state_doctor import Finding, examine, quarantine
+    from ..state_lock import StateLock, holder
+
     state = Path(args.persist_to)
     if not state.is_dir():
         raise CliError(f"{state} is not a state directory (pass --persist-to)")
@@ -138,6 +154,8 @@ async def _delete_workflow(args: argparse.Namespace, call: Call) -> None:
 
 
 async def _trigger(args: argparse.Namespace, call: Call) -> None:
+    import uuid
+
     params = _parse_json_arg(args.params, "instance parameters") if args.params else {}
     r = await call("POST", _path(args.name, "instances"),
                    {"id": args.id or str(uuid.uuid4()), "params": params})

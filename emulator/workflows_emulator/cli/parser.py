@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from typing import TypeAlias
-
-from .compare_command import add_compare_parser
-from .d1_commands import add_d1_parser
-from .replay_command import add_replay_parser
-from .time_commands import add_time_parser
 
 DEFAULT_STATE = ".workflows-emulator"
 DOUBLES_HELP = ("a Python file whose make_doubles(project) returns test doubles for "
@@ -16,12 +12,25 @@ DOUBLES_HELP = ("a Python file whose make_doubles(project) returns test doubles 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command tree."""
-    shared = _shared()
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command tree; given the ``argv`` it is to parse, only what parsing it needs.
+
+    When ``argv`` starts with a command's name, only that command's subtree is built (and
+    only its module imported: `d1_commands` loads the D1 binding, `compare_command` the
+    porting kit...); the parse and its errors are the same as the whole tree's. Anything
+    else (``--help``, no command, a wrong one) gets the whole tree, which lists them all.
+    """
     root = argparse.ArgumentParser(prog="workflows-emulator",
                                    description="Run Python Workers and Workflows offline.")
     top = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    named = argv[0] if argv else None
+    for names, add in _COMMANDS:
+        if named not in _NAMES or named in names:
+            add(top)
+    return root
+
+
+def _add_dev(top: Subparsers) -> None:
     dev = top.add_parser("dev", help="serve the project's fetch handler and run its workflows")
     dev.add_argument("-c", "--config", help="wrangler.toml / wrangler.jsonc")
     dev.add_argument("--ip", default="127.0.0.1")
@@ -31,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--virtual-clock", action="store_true", help="run on a clock that moves "
                      "only with `workflows-emulator time advance` (jump over sleeps and delays)")
 
+
+def _add_doctor(top: Subparsers) -> None:
     doctor = top.add_parser(
         "doctor", help="find state files that cannot be read; --quarantine sets them aside")
     doctor.add_argument("--persist-to", default=DEFAULT_STATE,
@@ -39,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="move damaged files into <state>/quarantine/ (takes the lock)")
     doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
 
+
+def _add_workflows(top: Subparsers) -> None:
+    shared = _shared()
     wf = top.add_parser("workflows", help="manage workflows and instances (as wrangler)")
     wsub = wf.add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
     _add_workflow_commands(wsub, shared)
@@ -46,14 +60,45 @@ def build_parser() -> argparse.ArgumentParser:
     isub = inst.add_subparsers(dest="isub", required=True, metavar="SUBCOMMAND")
     _add_instance_queries(isub, shared)
     _add_instance_actions(isub, shared)
+
+
+def _add_stores(top: Subparsers) -> None:
     from .store_commands import add_store_commands  # here: store_commands imports this module
 
     add_store_commands(top)
+
+
+def _add_d1(top: Subparsers) -> None:
+    from .d1_commands import add_d1_parser
+
     add_d1_parser(top, DEFAULT_STATE)
+
+
+def _add_replay(top: Subparsers) -> None:
+    from .replay_command import add_replay_parser
+
     add_replay_parser(top, DEFAULT_STATE)
+
+
+def _add_time(top: Subparsers) -> None:
+    from .time_commands import add_time_parser
+
     add_time_parser(top, DEFAULT_STATE)
+
+
+def _add_compare(top: Subparsers) -> None:
+    from .compare_command import add_compare_parser
+
     add_compare_parser(top)
-    return root
+
+
+# Each top-level command, the names it adds, in the order ``--help`` lists them.
+_COMMANDS: tuple[tuple[tuple[str, ...], Callable[[Subparsers], None]], ...] = (
+    (("dev",), _add_dev), (("doctor",), _add_doctor), (("workflows",), _add_workflows),
+    (("kv", "r2"), _add_stores), (("d1",), _add_d1), (("replay",), _add_replay),
+    (("time",), _add_time), (("compare",), _add_compare),
+)
+_NAMES = frozenset(name for names, _ in _COMMANDS for name in names)
 
 
 def port_number(text: str) -> int:
