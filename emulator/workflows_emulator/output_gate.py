@@ -55,8 +55,8 @@ def open_gate(*, but: Holder | None = None) -> None:
     A holder whose commit fails keeps what it holds; the fault went to its own engine.
     """
     global _opening
-    if not _HOLDING or _opening:
-        return  # nothing held, or already committing (a commit does not gate again)
+    if not _HOLDING or _opening or (len(_HOLDING) == 1 and but in _HOLDING):
+        return  # nothing (else) held, or already committing (a commit does not gate again)
     _opening = True
     try:
         for holder in list(_HOLDING):
