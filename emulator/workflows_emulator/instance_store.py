@@ -7,7 +7,7 @@ decoded in memory and JSON only here, at the storage boundary.
 
 from __future__ import annotations
 
-import asyncio
+import sys
 from collections.abc import Callable
 from itertools import chain
 from typing import Any
@@ -163,9 +163,10 @@ class _DeferredAppends:
         if store.commit_wanted:
             store.commit_deferred()
         elif not store._flush_scheduled:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # no event loop to come back to: now
+            # (asyncio is not imported by readers of stored state: none loaded, no loop)
+            running = sys.modules.get("asyncio")
+            loop = running._get_running_loop() if running is not None else None
+            if loop is None:  # no event loop to come back to: now
                 store.commit_deferred()
                 return
             store._flush_scheduled = True

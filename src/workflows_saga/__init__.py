@@ -33,10 +33,10 @@ from ._errors import (
     WorkflowsSagaError,
     WorkflowTimeoutError,
 )
-from ._step import StepFunction, WorkflowStep
 
 if TYPE_CHECKING:
     from ._entrypoint import WorkflowEntrypoint
+    from ._step import StepFunction, WorkflowStep
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -60,12 +60,18 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    # Resolved on first use: inside Pyodide it subclasses the SDK's class, which must not be
-    # imported when workflows_saga is.
+    # Resolved on first use: inside Pyodide WorkflowEntrypoint subclasses the SDK's class,
+    # which must not be imported when workflows_saga is; the step classes bring asyncio and
+    # inspect, which a reader of stored records (the emulator's CLI) does without.
     if name == "WorkflowEntrypoint":
         from ._entrypoint import resolve_entrypoint
 
-        cls = resolve_entrypoint()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module 'workflows_saga' has no attribute {name!r}")
+        value: Any = resolve_entrypoint()
+    elif name in ("StepFunction", "WorkflowStep"):
+        from . import _step
+
+        value = getattr(_step, name)
+    else:
+        raise AttributeError(f"module 'workflows_saga' has no attribute {name!r}")
+    globals()[name] = value
+    return value

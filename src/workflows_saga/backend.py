@@ -40,14 +40,33 @@ Step APIs built over `WorkflowStep` (as the emulator's stand-in for the official
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._backend import RollbackHandler, RollbackOptions, StepBackend, StepCall, StepCallback
 from ._config import DEFAULT_RESOLVED, DelayFunction, ResolvedConfig, resolve_config
 from ._context import RollbackContext, StepContext
 from ._durations import duration_ms, parse_duration_ms
-from ._eager import start_now
-from ._entrypoint import wrap_run
 from ._records import ErrorRecord, error_from_record, is_non_retryable, record_error
-from ._step import CTX_PARAMETER, ConfigLike
+
+if TYPE_CHECKING:
+    from ._eager import start_now
+    from ._entrypoint import wrap_run
+    from ._step import CTX_PARAMETER, ConfigLike
+
+_LAZY = {"start_now": "_eager", "wrap_run": "_entrypoint", "CTX_PARAMETER": "_step",
+         "ConfigLike": "_step"}
+"""Loaded on first use: they bring asyncio and inspect, which a reader of records does without."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'workflows_saga.backend' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"workflows_saga.{module}"), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "CTX_PARAMETER",

@@ -33,6 +33,7 @@ NOT_FOR_DESCRIBE = (
     "workflows_emulator.cli.d1_commands", "workflows_emulator.cli.compare_command",
     "workflows_emulator.cli.store_commands", "workflows_emulator.cli.replay_command",
     "workflows_emulator.cli.time_commands", "aiohttp", "json5", "dotenv", "urllib.request",
+    "asyncio", "workflows_saga._step", "workflows_saga._eager",
 )
 PROBE = """
 import json, sys

@@ -20,7 +20,6 @@ The dev server serves them over HTTP; the CLI calls `InstanceApi` in-process whe
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -248,6 +247,8 @@ class InstanceApi:
                 due = inst.next_timer_in()
                 if due is None or due > self.drive_timers_within:
                     break
+                import asyncio  # here: the CLI's read-only commands load this module
+
                 await asyncio.sleep(due)
                 with contextlib.suppress(TimeoutError):
                     await inst.wait(until={"running", "queued"}, timeout=1.0)
