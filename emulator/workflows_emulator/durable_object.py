@@ -12,13 +12,16 @@ cause (`DamagedStateError` for a file that is not a state file).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import resource
+import shutil
 import sqlite3
 import tempfile
-from collections import OrderedDict
+import threading
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -254,6 +257,218 @@ def _template(schema: str, version: int) -> bytes:
     return got
 
 
+_SIDECARS = ("-wal", "-shm")
+
+
+class PreparedFiles:
+    """New object files made ahead on a background thread, and their companions reused.
+
+    Making a file is the dearest part of a new object on some disks: allocating an inode can
+    cost a few hundred microseconds of kernel time, and a WAL database needs three (the file,
+    its ``-wal`` and its ``-shm``, which SQLite deletes when the last connection closes),
+    while renaming or linking one costs some ten. So:
+
+    * a background thread makes files with the template's bytes, each claimed with one
+      rename; it makes them in batches, each in a folder of its own offered once complete,
+      so it never holds the lock of a folder a claim renames from;
+    * companions are made once and kept here: a claim hard-links a pair under the new
+      object's name, and when SQLite deletes that name (the object was closed) the pair is
+      emptied and linked again for the next one. An empty ``-wal`` is a WAL with nothing in
+      it, and SQLite sets up a ``-shm`` it is the first to open.
+
+    No file here is ever open (no descriptor is held), and none is an object: nothing lists
+    this folder. A claim links the companions first and moves the file last, so a process
+    killed at any point leaves at most empty companions under an object's name, never a
+    file. The folder is emptied when opened (the caller holds the state directory's lock)
+    and on `close`.
+
+    Args:
+        directory: where the files wait; on the same file system as the objects' folders.
+        schema, version: the template of the files (as `DurableObjectStorage` takes them).
+        limit: the most files made ahead; the thread makes more as claims find none left.
+        pairs: the most companion pairs kept (one per object open at once is needed).
+    """
+
+    BATCH = 8
+    """Files per folder: the thread offers a folder's files together, once all are made."""
+
+    def __init__(self, directory: Path | str, schema: str, version: int, *, limit: int = 32,
+                 pairs: int = 256) -> None:
+        self.directory = Path(directory)
+        self.schema = schema
+        self.version = version
+        self._data = _template(schema, version)
+        self._limit = max(self.BATCH, limit)
+        self._target = self.BATCH
+        self._pair_limit = pairs
+        self._ready: deque[Path] = deque()
+        """Files made, oldest first."""
+        self._fresh: deque[Path] = deque()
+        """Companion pairs made and never used (``<pair>-wal``, ``<pair>-shm``)."""
+        self._lent: deque[tuple[Path, Path]] = deque()
+        """``(pair, object file)``: pairs linked under an object's name, oldest first."""
+        self._forgotten: set[Path] = set()
+        self._pairs = 0
+        self._waiting = 0
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._batches = 0
+        self.made = 0
+        """How many files the thread has made (for tests)."""
+        self.reused = 0
+        """How many companion pairs were linked again (for tests)."""
+        discard_prepared(self.directory)
+
+    def __len__(self) -> int:
+        return len(self._ready)
+
+    def claim(self, path: Path) -> bool:
+        """Put a new object file (from the template) at ``path``, which must not exist, with
+        its companions; False if no file is ready (the caller writes one).
+
+        The companions go first and the file last: until the file is there, nothing is.
+        """
+        try:
+            slot = self._ready.popleft()
+        except IndexError:
+            self._wanted(dry=True)
+            return False
+        try:
+            pair: Path | None = self._fresh.popleft()
+        except IndexError:
+            pair = None  # SQLite makes the companions itself
+        linked: list[str] = []
+        try:
+            if pair is not None:
+                for suffix in _SIDECARS:
+                    target = f"{path}{suffix}"
+                    try:
+                        os.link(f"{pair}{suffix}", target)
+                    except FileExistsError:  # left without its file: never replay it
+                        os.unlink(target)
+                        os.link(f"{pair}{suffix}", target)
+                    linked.append(target)
+            os.rename(slot, path)
+        except OSError:
+            for name in linked:  # no companion is left without its file
+                with contextlib.suppress(OSError):
+                    os.unlink(name)
+            self._stop_thread()  # another file system, or the folder went: make files in place
+            return False
+        if pair is not None:
+            self._lent.append((pair, path))
+        self._wanted(dry=False)
+        return True
+
+    def forget(self, path: Path) -> None:
+        """The object file ``path`` is being removed: its pair is not reused (a reader in
+        another process may still hold the removed companions open)."""
+        self._forgotten.add(path)
+
+    def _wanted(self, dry: bool) -> None:
+        """Wake the thread (started on the first claim, so an emulator that never creates an
+        object never makes a file); ``dry``: a claim found no file ready."""
+        if self._stopped:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                            name="workflows-emulator-prepare")
+            self._thread.start()
+        elif dry:  # claims outpace the thread: keep more ahead
+            self._target = min(self._limit, self._target * 2)
+        with self._wake:
+            self._waiting += 1
+            self._wake.notify()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._wake:
+                    while not self._stopped and not self._waiting:
+                        self._wake.wait()
+                    self._waiting = 0
+                    if self._stopped:
+                        return
+                self._reclaim()
+                while not self._stopped and len(self._ready) < self._target:
+                    self._make_batch()
+                    self._reclaim()
+        except OSError:
+            self._stopped = True  # claims make their files in place from now on
+
+    def _reclaim(self) -> None:
+        """Empty the lent pairs whose object was closed (SQLite deleted their names under it,
+        the ``-wal`` last, after closing both) and offer them again."""
+        lent, forgotten = self._lent, self._forgotten
+        looked = 0
+        while lent and looked < 4:  # the oldest first: objects mostly close in that order
+            pair, owner = lent[0]
+            if owner in forgotten:
+                forgotten.discard(owner)
+                lent.popleft()
+                continue
+            wal = f"{pair}-wal"
+            if os.stat(wal).st_nlink != 1:
+                lent.rotate(-1)
+                looked += 1
+                continue
+            lent.popleft()
+            os.truncate(wal, 0)  # an old WAL must never be replayed into a new file
+            os.truncate(f"{pair}-shm", 0)
+            self.reused += 1
+            self._fresh.append(pair)
+
+    def _make_batch(self) -> None:
+        self._batches += 1
+        folder = self.directory / f"b{self._batches}"
+        folder.mkdir(parents=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        slots: list[Path] = []
+        pairs: list[Path] = []
+        for n in range(self.BATCH):
+            if self._stopped:
+                break
+            if self._pairs < self._pair_limit and len(self._fresh) + len(pairs) < self.BATCH:
+                pair = folder / f"p{n}"
+                for suffix in _SIDECARS:
+                    os.close(os.open(f"{pair}{suffix}", flags, 0o644))
+                pairs.append(pair)
+                self._pairs += 1
+            slot = folder / f"s{n}"
+            fd = os.open(slot, flags, 0o644)
+            try:
+                os.write(fd, self._data)
+            finally:
+                os.close(fd)
+            slots.append(slot)
+        self.made += len(slots)
+        self._fresh.extend(pairs)
+        self._ready.extend(slots)
+
+    def _stop_thread(self) -> None:
+        self._stopped = True
+        with self._wake:
+            self._wake.notify()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def close(self) -> None:
+        """Stop the thread and remove every file not claimed (idempotent); the companions
+        lent stay with their objects."""
+        self._stop_thread()
+        self._ready.clear()
+        self._fresh.clear()
+        self._lent.clear()
+        discard_prepared(self.directory)
+
+
+def discard_prepared(directory: Path) -> None:
+    """Remove the folder of prepared files (left by a process that stopped without closing)."""
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 class SqlStorage:
     """``storage.sql``: run SQL against this object's database."""
 
@@ -333,11 +548,12 @@ class DurableObjectStorage:
         files: the open-connection budget to count against (``None``: always open).
         create: whether a missing file may be created (else `StorageError`).
         read_only: open for reading only; nothing is ever written (no schema either).
+        prepared: files made ahead to take a new file from (when its template matches).
     """
 
     def __init__(self, path: Path | str, schema: str = "", version: int = 0, *,
                  files: OpenFiles | None = None, create: bool = True,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, prepared: PreparedFiles | None = None) -> None:
         self.path = Path(path)
         self.is_new = not self.path.exists()
         """Whether this object had no storage before (nothing to erase, nothing to recover)."""
@@ -347,6 +563,7 @@ class DurableObjectStorage:
         self._closed = False
         self._first_commit = False
         self.sql = SqlStorage(self)
+        self._prepared = prepared
         if self.is_new and (read_only or not create):
             raise StorageError(self.path, "the state file does not exist")
         if self.is_new:
@@ -380,7 +597,10 @@ class DurableObjectStorage:
 
     def _connect(self, schema: str, version: int) -> sqlite3.Connection:
         if self.is_new:
-            self._write_template(schema, version)
+            prepared = self._prepared
+            if (prepared is None or prepared.schema != schema or prepared.version != version
+                    or not prepared.claim(self.path)):
+                self._write_template(schema, version)
         conn = self._open_connection()
         try:
             found = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -609,9 +829,12 @@ def _roll_back(conn: sqlite3.Connection) -> None:
 class DurableObjectNamespace:
     """Maps object names to their storage files under one directory, never outside it."""
 
-    def __init__(self, directory: Path | str, files: OpenFiles | None = None) -> None:
+    def __init__(self, directory: Path | str, files: OpenFiles | None = None,
+                 prepared: PreparedFiles | None = None) -> None:
         self.directory = Path(directory).resolve()
         self.files = files
+        self.prepared = prepared
+        """New files are taken from these when their schema matches (see `PreparedFiles`)."""
 
     def path_for(self, name: str) -> Path:
         """The file of object ``name``; refuses names that could leave the directory."""
@@ -632,7 +855,7 @@ class DurableObjectNamespace:
         refused with an error naming both. The connection counts against `files`.
         """
         return DurableObjectStorage(self.path_for(name), schema, version, files=self.files,
-                                    create=create)
+                                    create=create, prepared=self.prepared)
 
     def exists(self, name: str) -> bool:
         """Whether object ``name`` has a storage file."""
@@ -641,5 +864,7 @@ class DurableObjectNamespace:
     def remove(self, name: str) -> None:
         """Delete object ``name``'s files."""
         path = self.path_for(name)
+        if self.prepared is not None:
+            self.prepared.forget(path)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
