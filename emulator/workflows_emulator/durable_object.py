@@ -287,13 +287,14 @@ class PreparedFiles:
         schema, version: the template of the files (as `DurableObjectStorage` takes them).
         limit: the most files made ahead; the thread makes more as claims find none left.
         pairs: the most companion pairs kept (one per object open at once is needed).
+        background: make them on a thread (else inside `claim`, for tests).
     """
 
     BATCH = 8
     """Files per folder: the thread offers a folder's files together, once all are made."""
 
     def __init__(self, directory: Path | str, schema: str, version: int, *, limit: int = 32,
-                 pairs: int = 256) -> None:
+                 pairs: int = 256, background: bool = True) -> None:
         self.directory = Path(directory)
         self.schema = schema
         self.version = version
@@ -309,10 +310,13 @@ class PreparedFiles:
         """``(pair, object file)``: pairs linked under an object's name, oldest first."""
         self._forgotten: set[Path] = set()
         self._pairs = 0
+        self._pair_target = self.BATCH
+        """Fresh pairs kept ready: grows when a claim finds none (more objects open at once)."""
         self._waiting = 0
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._background = background
         self._batches = 0
         self.made = 0
         """How many files the thread has made (for tests)."""
@@ -338,6 +342,7 @@ class PreparedFiles:
             pair: Path | None = self._fresh.popleft()
         except IndexError:
             pair = None  # SQLite makes the companions itself
+            self._pair_target = min(self._limit, self._pair_target * 2)
         linked: list[str] = []
         try:
             if pair is not None:
@@ -350,15 +355,21 @@ class PreparedFiles:
                         os.link(f"{pair}{suffix}", target)
                     linked.append(target)
             os.rename(slot, path)
-        except OSError:
+        except OSError as exc:
             for name in linked:  # no companion is left without its file
                 with contextlib.suppress(OSError):
                     os.unlink(name)
-            self._stop_thread()  # another file system, or the folder went: make files in place
+            if exc.errno == errno.EXDEV:  # another file system: make files in place
+                self._stop_thread()
+            else:  # the object's folder is missing, say: the set can serve another
+                self._ready.appendleft(slot)
+                if pair is not None:
+                    self._fresh.appendleft(pair)
             return False
         if pair is not None:
             self._lent.append((pair, path))
-        self._wanted(dry=False)
+        if len(self._fresh) < 4 or len(self._ready) <= self._target // 2:
+            self._wanted(dry=False)  # in bulk: waking the thread costs the claim a switch
         return True
 
     def forget(self, path: Path) -> None:
@@ -370,6 +381,14 @@ class PreparedFiles:
         """Wake the thread (started on the first claim, so an emulator that never creates an
         object never makes a file); ``dry``: a claim found no file ready."""
         if self._stopped:
+            return
+        if not self._background:
+            if dry:
+                self._target = min(self._limit, self._target * 2)
+            try:
+                self._work()
+            except OSError:
+                self._stopped = True
             return
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, daemon=True,
@@ -390,12 +409,15 @@ class PreparedFiles:
                     self._waiting = 0
                     if self._stopped:
                         return
-                self._reclaim()
-                while not self._stopped and len(self._ready) < self._target:
-                    self._make_batch()
-                    self._reclaim()
+                self._work()
         except OSError:
             self._stopped = True  # claims make their files in place from now on
+
+    def _work(self) -> None:
+        self._reclaim()
+        while not self._stopped and len(self._ready) < self._target:
+            self._make_batch()
+            self._reclaim()
 
     def _reclaim(self) -> None:
         """Empty the lent pairs whose object was closed (SQLite deleted their names under it,
@@ -429,7 +451,8 @@ class PreparedFiles:
         for n in range(self.BATCH):
             if self._stopped:
                 break
-            if self._pairs < self._pair_limit and len(self._fresh) + len(pairs) < self.BATCH:
+            if (self._pairs < self._pair_limit
+                    and len(self._fresh) + len(pairs) < self._pair_target):
                 pair = folder / f"p{n}"
                 for suffix in _SIDECARS:
                     os.close(os.open(f"{pair}{suffix}", flags, 0o644))
@@ -564,6 +587,7 @@ class DurableObjectStorage:
         self._first_commit = False
         self.sql = SqlStorage(self)
         self._prepared = prepared
+        self._uri: str | None = None
         if self.is_new and (read_only or not create):
             raise StorageError(self.path, "the state file does not exist")
         if self.is_new:
@@ -578,8 +602,10 @@ class DurableObjectStorage:
     def _open_connection(self) -> sqlite3.Connection:
         # Never "rwc": a new file is written from the template first, and a released storage
         # whose file was deleted meanwhile must not come back empty.
-        mode = "ro" if self.read_only else "rw"
-        uri = f"{self.path.absolute().as_uri()}?mode={mode}"
+        uri = self._uri
+        if uri is None:
+            mode = "ro" if self.read_only else "rw"
+            uri = self._uri = f"{self.path.absolute().as_uri()}?mode={mode}"
         files = self._files
         for retry in (True, False):
             try:
@@ -603,13 +629,8 @@ class DurableObjectStorage:
                 self._write_template(schema, version)
         conn = self._open_connection()
         try:
-            found = conn.execute("PRAGMA user_version").fetchone()[0]
-            has_tables = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE name = '_kv'").fetchone() is not None
-            if has_tables and found != version:
-                raise EmulatorError(version_mismatch(self.path, found, version))
-            if not has_tables:
-                raise DamagedStateError(self.path, EMPTY_FILE, _DOCTOR)
+            if not self.is_new:  # a file just made is the template: nothing to check
+                self._check(conn, version)
             # A new file's first commit starts its WAL, which NORMAL would fsync (about
             # 0.6 ms on this kind of disk): a killed process loses nothing without it, and a
             # power loss at worst the object's creation. NORMAL from then on.
@@ -625,6 +646,16 @@ class DurableObjectStorage:
             self._files.opened(self)
         return conn
 
+    def _check(self, conn: sqlite3.Connection, version: int) -> None:
+        """Refuse a file of another schema version, or one without this module's tables."""
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        has_tables = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = '_kv'").fetchone() is not None
+        if has_tables and found != version:
+            raise EmulatorError(version_mismatch(self.path, found, version))
+        if not has_tables:
+            raise DamagedStateError(self.path, EMPTY_FILE, _DOCTOR)
+
     def _write_template(self, schema: str, version: int) -> None:
         """Create the file from the template (refusing to overwrite one made meanwhile)."""
         data = _template(schema, version)
@@ -634,6 +665,9 @@ class DurableObjectStorage:
                 os.write(fd, data)
             finally:
                 os.close(fd)
+            for suffix in _SIDECARS:  # left by a removal cut off: never replay another's WAL
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{self.path}{suffix}")
         except OSError as exc:
             self.path.unlink(missing_ok=True)
             raise storage_error(self.path, exc) from exc
