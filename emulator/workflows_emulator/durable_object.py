@@ -264,30 +264,31 @@ class PreparedFiles:
     """New object files made ahead on a background thread, and their companions reused.
 
     Making a file is the dearest part of a new object on some disks: allocating an inode can
-    cost a few hundred microseconds of kernel time, and a WAL database needs three (the file,
-    its ``-wal`` and its ``-shm``, which SQLite deletes when the last connection closes),
-    while renaming or linking one costs some ten. So:
+    cost a few hundred microseconds of kernel time (on this project's VMs), and a WAL
+    database needs three (the file, its ``-wal`` and its ``-shm``, which SQLite deletes when
+    the last connection closes), while renaming or linking one costs some ten. So:
 
-    * a background thread makes files with the template's bytes, each claimed with one
-      rename; it makes them in batches, each in a folder of its own offered once complete,
-      so it never holds the lock of a folder a claim renames from;
-    * companions are made once and kept here: a claim hard-links a pair under the new
-      object's name, and when SQLite deletes that name (the object was closed) the pair is
-      emptied and linked again for the next one. An empty ``-wal`` is a WAL with nothing in
-      it, and SQLite sets up a ``-shm`` it is the first to open.
+    * a background thread makes files with the template's bytes, in batches, each in a
+      folder of its own offered once complete (so it never holds the lock of a folder a
+      claim renames from); `claim` moves one to the new object's name;
+    * companions are made once and kept here: before SQLite opens an object for writing,
+      `lend` hard-links a pair under its name (unless it has a WAL), and once SQLite deleted
+      that name (the object was closed) the thread empties the pair (the WAL's header
+      zeroed, so none of its frames is ever replayed; the ``-shm`` truncated, as SQLite's
+      first connection does) and it is lent again.
 
     No file here is ever open (no descriptor is held), and none is an object: nothing lists
-    this folder. A claim links the companions first and moves the file last, so a process
-    killed at any point leaves at most empty companions under an object's name, never a
-    file. The folder is emptied when opened (the caller holds the state directory's lock)
-    and on `close`.
+    this folder. A killed process leaves at most empty companions under an object's name,
+    never a file (a new file removes such companions first). The folder is emptied when
+    opened (the caller holds the state directory's lock) and on `close`.
 
     Args:
         directory: where the files wait; on the same file system as the objects' folders.
         schema, version: the template of the files (as `DurableObjectStorage` takes them).
         limit: the most files made ahead; the thread makes more as claims find none left.
         pairs: the most companion pairs kept (one per object open at once is needed).
-        background: make them on a thread (else inside `claim`, for tests).
+        background: make files ahead on a thread; else nothing is made ahead (claims find
+            none), and pairs are made and emptied when an object opens (no thread).
     """
 
     BATCH = 8
@@ -328,67 +329,65 @@ class PreparedFiles:
         return len(self._ready)
 
     def claim(self, path: Path) -> bool:
-        """Put a new object file (from the template) at ``path``, which must not exist, with
-        its companions; False if no file is ready (the caller writes one).
-
-        The companions go first and the file last: until the file is there, nothing is.
-        """
+        """Move a file made ahead (the template) to ``path``, which must not exist; False if
+        none is ready (the caller writes one in place)."""
+        for suffix in _SIDECARS:  # left by a removal cut off: never replay another's WAL
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{path}{suffix}")
         try:
             slot = self._ready.popleft()
         except IndexError:
             self._wanted(dry=True)
             return False
         try:
-            pair: Path | None = self._fresh.popleft()
-        except IndexError:
-            pair = None  # SQLite makes the companions itself
-            self._pair_target = min(self._limit, self._pair_target * 2)
-        linked: list[str] = []
-        try:
-            if pair is not None:
-                for suffix in _SIDECARS:
-                    target = f"{path}{suffix}"
-                    try:
-                        os.link(f"{pair}{suffix}", target)
-                    except FileExistsError:  # left without its file: never replay it
-                        os.unlink(target)
-                        os.link(f"{pair}{suffix}", target)
-                    linked.append(target)
             os.rename(slot, path)
         except OSError as exc:
-            for name in linked:  # no companion is left without its file
-                with contextlib.suppress(OSError):
-                    os.unlink(name)
-            if exc.errno == errno.EXDEV:  # another file system: make files in place
+            if exc.errno == errno.EXDEV:  # another file system: files are written in place
                 self._stop_thread()
-            else:  # the object's folder is missing, say: the set can serve another
+            else:  # the object's folder is missing, say: the file can serve another
                 self._ready.appendleft(slot)
-                if pair is not None:
-                    self._fresh.appendleft(pair)
             return False
-        if pair is not None:
-            self._lent.append((pair, path))
-        if len(self._fresh) < 4 or len(self._ready) <= self._target // 2:
-            self._wanted(dry=False)  # in bulk: waking the thread costs the claim a switch
+        if len(self._ready) <= self._target // 2:
+            self._wanted(dry=False)
         return True
 
+    def lend(self, path: Path) -> None:
+        """Before SQLite opens ``path`` for writing: link a companion pair under its name if it
+        has none (if it has a ``-wal``, that is the file's and stays)."""
+        try:
+            pair = self._fresh.popleft()
+        except IndexError:
+            pair = None
+        if pair is None and not self._background:
+            try:
+                pair = self._reuse_or_make_pair()
+            except OSError:
+                pair = None
+        if pair is None:
+            self._pair_target = min(self._limit, self._pair_target * 2)
+            self._wanted(dry=False)
+            return  # SQLite makes the companions itself
+        try:
+            os.link(f"{pair}-wal", f"{path}-wal")
+        except OSError:  # it has its own WAL (or its folder is gone: the open says so)
+            self._fresh.appendleft(pair)
+            return
+        with contextlib.suppress(OSError):  # a -shm there may be in use by a reader: kept
+            os.link(f"{pair}-shm", f"{path}-shm")
+        self._lent.append((pair, path))
+        if len(self._fresh) < 4:
+            self._wanted(dry=False)  # in bulk: waking the thread costs a switch
+
     def forget(self, path: Path) -> None:
-        """The object file ``path`` is being removed: its pair is not reused (a reader in
-        another process may still hold the removed companions open)."""
+        """The object file ``path`` is being removed: its pairs are not reused (a reader in
+        another process may still hold the removed companions open). Called before the
+        files go."""
         self._forgotten.add(path)
 
     def _wanted(self, dry: bool) -> None:
         """Wake the thread (started on the first claim, so an emulator that never creates an
         object never makes a file); ``dry``: a claim found no file ready."""
-        if self._stopped:
-            return
-        if not self._background:
-            if dry:
-                self._target = min(self._limit, self._target * 2)
-            try:
-                self._work()
-            except OSError:
-                self._stopped = True
+        if self._stopped or not self._background:
             return
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, daemon=True,
@@ -419,6 +418,22 @@ class PreparedFiles:
             self._make_batch()
             self._reclaim()
 
+    def _reuse_or_make_pair(self) -> Path | None:
+        """Without the thread: a lent pair free again, else a new one (while under the limit)."""
+        self._reclaim()
+        if self._fresh:
+            return self._fresh.popleft()
+        if self._pairs >= self._pair_limit:
+            return None
+        folder = self.directory / "pairs"
+        folder.mkdir(parents=True, exist_ok=True)
+        self._pairs += 1
+        pair = folder / f"p{self._pairs}"
+        for suffix in _SIDECARS:
+            os.close(os.open(f"{pair}{suffix}", os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                             | os.O_CLOEXEC, 0o644))
+        return pair
+
     def _reclaim(self) -> None:
         """Empty the lent pairs whose object was closed (SQLite deleted their names under it,
         the ``-wal`` last, after closing both) and offer them again."""
@@ -426,18 +441,16 @@ class PreparedFiles:
         looked = 0
         while lent and looked < 4:  # the oldest first: objects mostly close in that order
             pair, owner = lent[0]
-            if owner in forgotten:
-                forgotten.discard(owner)
-                lent.popleft()
-                continue
             wal = f"{pair}-wal"
             if os.stat(wal).st_nlink != 1:
                 lent.rotate(-1)
                 looked += 1
                 continue
             lent.popleft()
-            os.truncate(wal, 0)  # an old WAL must never be replayed into a new file
-            os.truncate(f"{pair}-shm", 0)
+            if owner in forgotten:  # (looked at after the names went: `remove` forgets first)
+                continue  # removed: a reader elsewhere may still hold them
+            _invalidate_wal(wal)
+            os.truncate(f"{pair}-shm", 0)  # (else the first connection to it frees it, later)
             self.reused += 1
             self._fresh.append(pair)
 
@@ -490,6 +503,25 @@ class PreparedFiles:
 def discard_prepared(directory: Path) -> None:
     """Remove the folder of prepared files (left by a process that stopped without closing)."""
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def _invalidate_wal(path: str) -> None:
+    """Make the WAL ``path`` hold nothing, keeping its blocks for the next file's frames.
+
+    An old WAL must never be replayed into a new file: with its header zeroed SQLite finds
+    no frame in it, writes a new header (new salts) at the first commit, and takes the old
+    frames after the new ones for the end of the log (their salts and checksums do not
+    match), as it does with a WAL it restarts itself.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        if os.fstat(fd).st_size >= _WAL_HEADER:
+            os.pwrite(fd, bytes(_WAL_HEADER), 0)
+    finally:
+        os.close(fd)
+
+
+_WAL_HEADER = 32
 
 
 class SqlStorage:
@@ -607,6 +639,8 @@ class DurableObjectStorage:
             mode = "ro" if self.read_only else "rw"
             uri = self._uri = f"{self.path.absolute().as_uri()}?mode={mode}"
         files = self._files
+        if self._prepared is not None and not self.read_only:
+            self._prepared.lend(self.path)
         for retry in (True, False):
             try:
                 return sqlite3.connect(uri, uri=True, isolation_level=None,

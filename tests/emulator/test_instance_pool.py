@@ -1,6 +1,7 @@
-"""Instance files made ahead (`PreparedFiles`): what a claim hands over is a fresh, empty
-file; companions are reused only once emptied and never after a remove; a process killed
-with files made but not claimed leaves no instance behind; the pool stops at close."""
+"""Instance files made ahead (`PreparedFiles`): a claimed file is the template; companions
+are reused only once emptied (their old frames never replayed) and never after a remove;
+a process killed with files made but unused leaves no instance behind; the pool stops at
+close."""
 
 from __future__ import annotations
 
@@ -58,18 +59,21 @@ def _write(storage: DurableObjectStorage, rows: int) -> None:
             storage.put(f"k{n}", "x" * 500)
 
 
-def test_a_claimed_file_is_the_template_with_empty_companions(tmp_path: Path) -> None:
-    pool = _pool(tmp_path)
-    target = tmp_path / "objects"
-    target.mkdir()
-    assert not pool.claim(target / "first.sqlite")  # none made yet: the caller writes one
-    assert len(pool) > 0 and pool.made > 0
-    path = target / "a.sqlite"
+def test_a_claimed_file_is_the_template_with_no_companions(tmp_path: Path) -> None:
+    pool = PreparedFiles(tmp_path / "prepared", SCHEMA, SCHEMA_VERSION)
+    folder = tmp_path / "objects"
+    folder.mkdir()
+    assert not pool.claim(folder / "first.sqlite")  # none made yet: the caller writes one
+    for _ in range(2000):  # the thread makes a batch
+        if len(pool):
+            break
+        threading.Event().wait(0.01)
+    path = folder / "a.sqlite"
+    Path(f"{path}-wal").write_bytes(b"left by a removal cut off")
     assert pool.claim(path)
     assert path.read_bytes() == _template(SCHEMA, SCHEMA_VERSION)
-    assert _sizes(path) == {"": len(path.read_bytes()), "-wal": 0, "-shm": 0}
-
-    store = InstanceStore.open(_namespace(tmp_path, pool), "a2")
+    assert _sizes(path)["-wal"] is None and _sizes(path)["-shm"] is None
+    store = InstanceStore.open(_namespace(tmp_path, pool), "b")
     try:
         assert store.is_new
         assert store.read_meta() is None and store.load() == {} and store.entries() == []
@@ -78,27 +82,45 @@ def test_a_claimed_file_is_the_template_with_empty_companions(tmp_path: Path) ->
     pool.close()
 
 
-def test_a_reused_pair_is_emptied_before_a_new_file_gets_it(tmp_path: Path) -> None:
+def _reopened_with(ns: DurableObjectNamespace, name: str, rows: int) -> DurableObjectStorage:
+    """A new object with some rows (through SQLite: its WAL holds them)."""
+    storage = _open(ns, name)
+    _write(storage, 1)
+    with storage.transaction():
+        for n in range(rows):
+            storage.put(f"{name}-{n}", "y" * 500)
+    return storage
+
+
+def test_a_reused_pair_holds_nothing_of_the_file_it_served(tmp_path: Path) -> None:
     pool = _pool(tmp_path, pairs=1)  # a single pair: the second object must reuse it
     ns = _namespace(tmp_path, pool)
-    _open(ns, "warm-up").close()  # starts the pool (written in place)
-    first = _open(ns, "first")
-    _write(first, 20)
-    assert Path(f"{first.path}-wal").stat().st_size > 0  # the WAL holds the commit
+    first = _reopened_with(ns, "first", 40)
+    assert Path(f"{first.path}-wal").stat().st_size > 0  # the pair's WAL holds its frames
     first.close()  # SQLite checkpoints and deletes the names: the pair is free
     assert _sizes(first.path)["-wal"] is None
-    _open(ns, "between").close()  # a claim wakes the pool, which empties the free pair
+
+    second = _reopened_with(ns, "second", 2)  # fewer frames: old ones stay after them
     assert pool.reused == 1
-    second = _open(ns, "second")
     try:
-        assert second.is_new
-        assert second.list() == {}  # nothing of the first object's WAL came back
-        assert second.sql.exec("SELECT count(*) AS n FROM _kv").one() == {"n": 0}
+        mine = {f"second-{n}" for n in range(2)} | {"k0"}
+        assert set(second.list()) == mine
+        # As a process killed now would leave it (nothing checkpointed): recovery from the
+        # reused WAL finds this file's frames and nothing of the first file's.
+        copy = tmp_path / "copy.sqlite"
+        for suffix in ("", "-wal"):
+            Path(f"{copy}{suffix}").write_bytes(Path(f"{second.path}{suffix}").read_bytes())
     finally:
         second.close()
+    recovered = DurableObjectStorage(copy, SCHEMA, SCHEMA_VERSION, create=False)
+    try:
+        assert set(recovered.list()) == mine
+        assert recovered.sql.exec("PRAGMA integrity_check").one() == {"integrity_check": "ok"}
+    finally:
+        recovered.close()
     reopened = _open(ns, "first", create=False)
     try:
-        assert len(reopened.list("k")) == 20  # and the first keeps all of its own
+        assert len(reopened.list("first-")) == 40  # and the first keeps all of its own
     finally:
         reopened.close()
     pool.close()
@@ -107,13 +129,11 @@ def test_a_reused_pair_is_emptied_before_a_new_file_gets_it(tmp_path: Path) -> N
 def test_the_pair_of_a_removed_object_is_never_reused(tmp_path: Path) -> None:
     pool = _pool(tmp_path, pairs=1)
     ns = _namespace(tmp_path, pool)
-    _open(ns, "warm-up").close()
-    gone = _open(ns, "gone")
-    _write(gone, 3)
+    gone = _reopened_with(ns, "gone", 3)
     gone.close()
     ns.remove("gone")  # a reader elsewhere could still hold its companions
     for n in range(3):
-        _open(ns, f"later-{n}").close()
+        _reopened_with(ns, f"later-{n}", 1).close()
     assert pool.reused == 0
     pool.close()
 
@@ -121,40 +141,32 @@ def test_the_pair_of_a_removed_object_is_never_reused(tmp_path: Path) -> None:
 def test_companions_left_without_their_file_are_replaced_not_replayed(tmp_path: Path) -> None:
     pool = _pool(tmp_path)
     ns = _namespace(tmp_path, pool)
-    _open(ns, "warm-up").close()
-    old = _open(ns, "old")
-    _write(old, 5)
+    old = _reopened_with(ns, "old", 5)
     wal = Path(f"{old.path}-wal").read_bytes()
     old.close()
-    # What a kill between linking the companions and moving the file in leaves, or a
-    # removal cut off after the file: a WAL with another file's frames, without its file.
-    orphan = ns.path_for("x")
-    Path(f"{orphan}-wal").write_bytes(wal)
-    storage = _open(ns, "x")
-    try:
-        assert storage.list() == {}
-    finally:
-        storage.close()
-    # Written in place (no file made ahead for it) the same holds.
-    Path(f"{ns.path_for('y')}-wal").write_bytes(wal)
-    in_place = ns.open("y", SCHEMA, SCHEMA_VERSION + 1)
-    try:
-        assert in_place.list() == {}
-    finally:
-        in_place.close()
+    # What a removal cut off after the file leaves: a WAL with another file's frames.
+    for name, opened in (("x", _open(ns, "x")),
+                         ("y", ns.open("y", SCHEMA, SCHEMA_VERSION + 1))):  # written in place
+        Path(f"{ns.path_for(name)}-wal").write_bytes(wal)
+        try:
+            _write(opened, 1)
+            assert opened.list() == {"k0": "x" * 500}
+        finally:
+            opened.close()
     pool.close()
 
 
-def test_close_stops_the_thread_and_removes_what_was_not_claimed(tmp_path: Path) -> None:
+def test_close_stops_the_thread_and_removes_what_was_not_used(tmp_path: Path) -> None:
     pool = PreparedFiles(tmp_path / "prepared", SCHEMA, SCHEMA_VERSION)
-    target = tmp_path / "objects"
-    target.mkdir()
-    pool.claim(target / "a.sqlite")  # starts the thread
+    ns = _namespace(tmp_path, pool)
+    _reopened_with(ns, "a", 1).close()  # starts the thread
     pool.close()
     pool.close()  # twice is harmless
     assert not any(t.name == THREAD for t in threading.enumerate())
     assert not (tmp_path / "prepared").exists()
-    assert not pool.claim(target / "b.sqlite")  # a closed pool hands out nothing
+    late = _reopened_with(ns, "b", 1)  # a closed pool still writes files, in place
+    late.close()
+    assert _open(ns, "b", create=False).list("b-") == {"b-0": "y" * 500}
 
 
 async def test_an_emulator_stops_its_pool_at_close(tmp_path: Path) -> None:
@@ -178,6 +190,7 @@ async def test_an_emulator_stops_its_pool_at_close(tmp_path: Path) -> None:
 
 _KILLED = textwrap.dedent("""
     import asyncio, os, sys
+    from pathlib import Path
     sys.path.insert(0, {tests!r})
     from workflows_emulator import Emulator
     from test_instance_pool import OneStep
@@ -187,8 +200,10 @@ _KILLED = textwrap.dedent("""
         wf = emu.workflow(OneStep, name="one")
         for n in range(12):
             await (await wf.create(id=f"i{{n}}", params={{"n": n}})).wait()
-        pool = emu._catalog._prepared
-        while len(pool) == 0:  # files made and not claimed
+        folder = Path({state!r}) / {prepared!r}
+        for _ in range(1000):  # files made ahead (or companions kept) and not used
+            if any(p.is_file() for p in folder.rglob("*")):
+                break
             await asyncio.sleep(0.01)
         os._exit(9)  # killed: nothing is closed
 
@@ -199,19 +214,22 @@ _KILLED = textwrap.dedent("""
 async def test_a_process_killed_with_unclaimed_files_leaves_no_phantom_instance(
         tmp_path: Path) -> None:
     state = tmp_path / "state"
-    program = _KILLED.format(tests=str(Path(__file__).parent), state=str(state))
+    program = _KILLED.format(tests=str(Path(__file__).parent), state=str(state),
+                             prepared=PREPARED_DIR)
     proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 9, proc.stderr
     left = [p for p in (state / PREPARED_DIR).rglob("*") if p.is_file()]
-    assert left  # made ahead and never claimed
+    assert left  # made ahead (or kept) and never used
+    marker = state / PREPARED_DIR / "left-by-the-killed-process"
+    marker.write_bytes(b"")
     assert examine(state) == []  # the doctor finds nothing wrong: they are not instances
 
     async with Emulator(state) as emu:
         wf = emu.workflow(OneStep, name="one")
         assert sorted(i["id"] for i in await wf.list()) == sorted(f"i{n}" for n in range(12))
         assert all(i["status"] == "complete" for i in await wf.list())
-        assert not left[0].exists()  # emptied on open, under the state lock
+        assert not marker.exists()  # emptied on open, under the state lock
         inst = await wf.create(id="after", params={"n": 99})
         assert (await inst.wait())["output"] == 99
     # (a WAL the killed process had not checkpointed may stay beside its file)
