@@ -268,9 +268,9 @@ class PreparedFiles:
     database needs three (the file, its ``-wal`` and its ``-shm``, which SQLite deletes when
     the last connection closes), while renaming or linking one costs some ten. So:
 
-    * a background thread makes files with the template's bytes, in batches, each in a
-      folder of its own offered once complete (so it never holds the lock of a folder a
-      claim renames from); `claim` moves one to the new object's name;
+    * a background thread makes files with the template's bytes, in batches offered once
+      complete, the batches taking a few folders in turn (so the thread seldom holds the
+      lock of a folder a claim renames from); `claim` moves one to the new object's name;
     * companions are made once and kept here: before SQLite opens an object for writing,
       `lend` hard-links a pair under its name (unless it has a WAL), and once SQLite deleted
       that name (the object was closed) the thread empties the pair (the WAL's header
@@ -292,7 +292,9 @@ class PreparedFiles:
     """
 
     BATCH = 8
-    """Files per folder: the thread offers a folder's files together, once all are made."""
+    """Files per batch: the thread offers a batch's files together, once all are made."""
+    FOLDERS = 4
+    """Folders the batches take in turn (so the thread rarely fills one claims rename from)."""
 
     def __init__(self, directory: Path | str, schema: str, version: int, *, limit: int = 32,
                  pairs: int = 256, background: bool = True) -> None:
@@ -456,8 +458,10 @@ class PreparedFiles:
 
     def _make_batch(self) -> None:
         self._batches += 1
-        folder = self.directory / f"b{self._batches}"
-        folder.mkdir(parents=True)
+        batch = self._batches
+        # A few folders in turn: claims mostly drained one by the time it is filled again.
+        folder = self.directory / f"b{batch % self.FOLDERS}"
+        folder.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         slots: list[Path] = []
         pairs: list[Path] = []
@@ -466,12 +470,12 @@ class PreparedFiles:
                 break
             if (self._pairs < self._pair_limit
                     and len(self._fresh) + len(pairs) < self._pair_target):
-                pair = folder / f"p{n}"
+                pair = folder / f"p{batch}-{n}"
                 for suffix in _SIDECARS:
                     os.close(os.open(f"{pair}{suffix}", flags, 0o644))
                 pairs.append(pair)
                 self._pairs += 1
-            slot = folder / f"s{n}"
+            slot = folder / f"s{batch}-{n}"
             fd = os.open(slot, flags, 0o644)
             try:
                 os.write(fd, self._data)

@@ -178,6 +178,8 @@ async def test_an_emulator_stops_its_pool_at_close(tmp_path: Path) -> None:
         batch = await wf.create_batch([{"params": {"n": n}} for n in range(30)])
         assert [(await i.wait())["output"] for i in batch] == list(range(30))
         assert len(await wf.list()) == 50
+        folders = [p for p in (state / PREPARED_DIR).iterdir() if p.is_dir()]
+        assert len(folders) <= PreparedFiles.FOLDERS  # batches reuse them: bounded
     assert not any(t.name == THREAD for t in threading.enumerate())
     assert not (state / PREPARED_DIR).exists()
     emu2 = Emulator(state)
