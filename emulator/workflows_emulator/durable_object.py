@@ -12,13 +12,16 @@ cause (`DamagedStateError` for a file that is not a state file).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import resource
+import shutil
 import sqlite3
 import tempfile
-from collections import OrderedDict
+import threading
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -254,6 +257,277 @@ def _template(schema: str, version: int) -> bytes:
     return got
 
 
+_SIDECARS = ("-wal", "-shm")
+
+
+class PreparedFiles:
+    """New object files made ahead on a background thread, and their companions reused.
+
+    Making a file is the dearest part of a new object on some disks: allocating an inode can
+    cost a few hundred microseconds of kernel time (on this project's VMs), and a WAL
+    database needs three (the file, its ``-wal`` and its ``-shm``, which SQLite deletes when
+    the last connection closes), while renaming or linking one costs some ten. So:
+
+    * a background thread makes files with the template's bytes, in batches offered once
+      complete, the batches taking a few folders in turn (so the thread seldom holds the
+      lock of a folder a claim renames from); `claim` moves one to the new object's name;
+    * companions are made once and kept here: before SQLite opens an object for writing,
+      `lend` hard-links a pair under its name (unless it has a WAL), and once SQLite deleted
+      that name (the object was closed) the thread empties the pair (the WAL's header
+      zeroed, so none of its frames is ever replayed; the ``-shm`` truncated, as SQLite's
+      first connection does) and it is lent again.
+
+    No file here is ever open (no descriptor is held), and none is an object: nothing lists
+    this folder. A killed process leaves at most empty companions under an object's name,
+    never a file (a new file removes such companions first). The folder is emptied when
+    opened (the caller holds the state directory's lock) and on `close`.
+
+    Args:
+        directory: where the files wait; on the same file system as the objects' folders.
+        schema, version: the template of the files (as `DurableObjectStorage` takes them).
+        limit: the most files made ahead; the thread makes more as claims find none left.
+        pairs: the most companion pairs kept (one per object open at once is needed).
+        background: make files ahead on a thread; else nothing is made ahead (claims find
+            none), and pairs are made and emptied when an object opens (no thread).
+    """
+
+    BATCH = 8
+    """Files per batch: the thread offers a batch's files together, once all are made."""
+    FOLDERS = 4
+    """Folders the batches take in turn (so the thread rarely fills one claims rename from)."""
+
+    def __init__(self, directory: Path | str, schema: str, version: int, *, limit: int = 32,
+                 pairs: int = 256, background: bool = True) -> None:
+        self.directory = Path(directory)
+        self.schema = schema
+        self.version = version
+        self._data = _template(schema, version)
+        self._limit = max(self.BATCH, limit)
+        self._target = self.BATCH
+        self._pair_limit = pairs
+        self._ready: deque[Path] = deque()
+        """Files made, oldest first."""
+        self._fresh: deque[Path] = deque()
+        """Companion pairs made and never used (``<pair>-wal``, ``<pair>-shm``)."""
+        self._lent: deque[tuple[Path, Path]] = deque()
+        """``(pair, object file)``: pairs linked under an object's name, oldest first."""
+        self._forgotten: set[Path] = set()
+        self._pairs = 0
+        self._pair_target = self.BATCH
+        """Fresh pairs kept ready: grows when a claim finds none (more objects open at once)."""
+        self._waiting = 0
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._background = background
+        self._batches = 0
+        self.made = 0
+        """How many files the thread has made (for tests)."""
+        self.reused = 0
+        """How many companion pairs were linked again (for tests)."""
+        discard_prepared(self.directory)
+
+    def __len__(self) -> int:
+        return len(self._ready)
+
+    def claim(self, path: Path) -> bool:
+        """Move a file made ahead (the template) to ``path``, which must not exist; False if
+        none is ready (the caller writes one in place)."""
+        for suffix in _SIDECARS:  # left by a removal cut off: never replay another's WAL
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{path}{suffix}")
+        try:
+            slot = self._ready.popleft()
+        except IndexError:
+            self._wanted(dry=True)
+            return False
+        try:
+            os.rename(slot, path)
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:  # another file system: files are written in place
+                self._stop_thread()
+            else:  # the object's folder is missing, say: the file can serve another
+                self._ready.appendleft(slot)
+            return False
+        if len(self._ready) <= self._target // 2:
+            self._wanted(dry=False)
+        return True
+
+    def lend(self, path: Path) -> None:
+        """Before SQLite opens ``path`` for writing: link a companion pair under its name if it
+        has none (if it has a ``-wal``, that is the file's and stays)."""
+        try:
+            pair = self._fresh.popleft()
+        except IndexError:
+            pair = None
+        if pair is None and not self._background:
+            try:
+                pair = self._reuse_or_make_pair()
+            except OSError:
+                pair = None
+        if pair is None:
+            self._pair_target = min(self._limit, self._pair_target * 2)
+            self._wanted(dry=False)
+            return  # SQLite makes the companions itself
+        try:
+            os.link(f"{pair}-wal", f"{path}-wal")
+        except OSError:  # it has its own WAL (or its folder is gone: the open says so)
+            self._fresh.appendleft(pair)
+            return
+        with contextlib.suppress(OSError):  # a -shm there may be in use by a reader: kept
+            os.link(f"{pair}-shm", f"{path}-shm")
+        self._lent.append((pair, path))
+        if len(self._fresh) < 4:
+            self._wanted(dry=False)  # in bulk: waking the thread costs a switch
+
+    def forget(self, path: Path) -> None:
+        """The object file ``path`` is being removed: its pairs are not reused (a reader in
+        another process may still hold the removed companions open). Called before the
+        files go."""
+        self._forgotten.add(path)
+
+    def _wanted(self, dry: bool) -> None:
+        """Wake the thread (started on the first claim, so an emulator that never creates an
+        object never makes a file); ``dry``: a claim found no file ready."""
+        if self._stopped or not self._background:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                            name="workflows-emulator-prepare")
+            self._thread.start()
+        elif dry:  # claims outpace the thread: keep more ahead
+            self._target = min(self._limit, self._target * 2)
+        with self._wake:
+            self._waiting += 1
+            self._wake.notify()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._wake:
+                    while not self._stopped and not self._waiting:
+                        self._wake.wait()
+                    self._waiting = 0
+                    if self._stopped:
+                        return
+                self._work()
+        except OSError:
+            self._stopped = True  # claims make their files in place from now on
+
+    def _work(self) -> None:
+        self._reclaim()
+        while not self._stopped and len(self._ready) < self._target:
+            self._make_batch()
+            self._reclaim()
+
+    def _reuse_or_make_pair(self) -> Path | None:
+        """Without the thread: a lent pair free again, else a new one (while under the limit)."""
+        self._reclaim()
+        if self._fresh:
+            return self._fresh.popleft()
+        if self._pairs >= self._pair_limit:
+            return None
+        folder = self.directory / "pairs"
+        folder.mkdir(parents=True, exist_ok=True)
+        self._pairs += 1
+        pair = folder / f"p{self._pairs}"
+        for suffix in _SIDECARS:
+            os.close(os.open(f"{pair}{suffix}", os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                             | os.O_CLOEXEC, 0o644))
+        return pair
+
+    def _reclaim(self) -> None:
+        """Empty the lent pairs whose object was closed (SQLite deleted their names under it,
+        the ``-wal`` last, after closing both) and offer them again."""
+        lent, forgotten = self._lent, self._forgotten
+        looked = 0
+        while lent and looked < 4:  # the oldest first: objects mostly close in that order
+            pair, owner = lent[0]
+            wal = f"{pair}-wal"
+            if os.stat(wal).st_nlink != 1:
+                lent.rotate(-1)
+                looked += 1
+                continue
+            lent.popleft()
+            if owner in forgotten:  # (looked at after the names went: `remove` forgets first)
+                continue  # removed: a reader elsewhere may still hold them
+            _invalidate_wal(wal)
+            os.truncate(f"{pair}-shm", 0)  # (else the first connection to it frees it, later)
+            self.reused += 1
+            self._fresh.append(pair)
+
+    def _make_batch(self) -> None:
+        self._batches += 1
+        batch = self._batches
+        # A few folders in turn: claims mostly drained one by the time it is filled again.
+        folder = self.directory / f"b{batch % self.FOLDERS}"
+        folder.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        slots: list[Path] = []
+        pairs: list[Path] = []
+        for n in range(self.BATCH):
+            if self._stopped:
+                break
+            if (self._pairs < self._pair_limit
+                    and len(self._fresh) + len(pairs) < self._pair_target):
+                pair = folder / f"p{batch}-{n}"
+                for suffix in _SIDECARS:
+                    os.close(os.open(f"{pair}{suffix}", flags, 0o644))
+                pairs.append(pair)
+                self._pairs += 1
+            slot = folder / f"s{batch}-{n}"
+            fd = os.open(slot, flags, 0o644)
+            try:
+                os.write(fd, self._data)
+            finally:
+                os.close(fd)
+            slots.append(slot)
+        self.made += len(slots)
+        self._fresh.extend(pairs)
+        self._ready.extend(slots)
+
+    def _stop_thread(self) -> None:
+        self._stopped = True
+        with self._wake:
+            self._wake.notify()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def close(self) -> None:
+        """Stop the thread and remove every file not claimed (idempotent); the companions
+        lent stay with their objects."""
+        self._stop_thread()
+        self._ready.clear()
+        self._fresh.clear()
+        self._lent.clear()
+        discard_prepared(self.directory)
+
+
+def discard_prepared(directory: Path) -> None:
+    """Remove the folder of prepared files (left by a process that stopped without closing)."""
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _invalidate_wal(path: str) -> None:
+    """Make the WAL ``path`` hold nothing, keeping its blocks for the next file's frames.
+
+    An old WAL must never be replayed into a new file: with its header zeroed SQLite finds
+    no frame in it, writes a new header (new salts) at the first commit, and takes the old
+    frames after the new ones for the end of the log (their salts and checksums do not
+    match), as it does with a WAL it restarts itself.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        if os.fstat(fd).st_size >= _WAL_HEADER:
+            os.pwrite(fd, bytes(_WAL_HEADER), 0)
+    finally:
+        os.close(fd)
+
+
+_WAL_HEADER = 32
+
+
 class SqlStorage:
     """``storage.sql``: run SQL against this object's database."""
 
@@ -333,11 +607,12 @@ class DurableObjectStorage:
         files: the open-connection budget to count against (``None``: always open).
         create: whether a missing file may be created (else `StorageError`).
         read_only: open for reading only; nothing is ever written (no schema either).
+        prepared: files made ahead to take a new file from (when its template matches).
     """
 
     def __init__(self, path: Path | str, schema: str = "", version: int = 0, *,
                  files: OpenFiles | None = None, create: bool = True,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, prepared: PreparedFiles | None = None) -> None:
         self.path = Path(path)
         self.is_new = not self.path.exists()
         """Whether this object had no storage before (nothing to erase, nothing to recover)."""
@@ -347,6 +622,8 @@ class DurableObjectStorage:
         self._closed = False
         self._first_commit = False
         self.sql = SqlStorage(self)
+        self._prepared = prepared
+        self._uri: str | None = None
         if self.is_new and (read_only or not create):
             raise StorageError(self.path, "the state file does not exist")
         if self.is_new:
@@ -361,9 +638,13 @@ class DurableObjectStorage:
     def _open_connection(self) -> sqlite3.Connection:
         # Never "rwc": a new file is written from the template first, and a released storage
         # whose file was deleted meanwhile must not come back empty.
-        mode = "ro" if self.read_only else "rw"
-        uri = f"{self.path.absolute().as_uri()}?mode={mode}"
+        uri = self._uri
+        if uri is None:
+            mode = "ro" if self.read_only else "rw"
+            uri = self._uri = f"{self.path.absolute().as_uri()}?mode={mode}"
         files = self._files
+        if self._prepared is not None and not self.read_only:
+            self._prepared.lend(self.path)
         for retry in (True, False):
             try:
                 return sqlite3.connect(uri, uri=True, isolation_level=None,
@@ -380,16 +661,14 @@ class DurableObjectStorage:
 
     def _connect(self, schema: str, version: int) -> sqlite3.Connection:
         if self.is_new:
-            self._write_template(schema, version)
+            prepared = self._prepared
+            if (prepared is None or prepared.schema != schema or prepared.version != version
+                    or not prepared.claim(self.path)):
+                self._write_template(schema, version)
         conn = self._open_connection()
         try:
-            found = conn.execute("PRAGMA user_version").fetchone()[0]
-            has_tables = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE name = '_kv'").fetchone() is not None
-            if has_tables and found != version:
-                raise EmulatorError(version_mismatch(self.path, found, version))
-            if not has_tables:
-                raise DamagedStateError(self.path, EMPTY_FILE, _DOCTOR)
+            if not self.is_new:  # a file just made is the template: nothing to check
+                self._check(conn, version)
             # A new file's first commit starts its WAL, which NORMAL would fsync (about
             # 0.6 ms on this kind of disk): a killed process loses nothing without it, and a
             # power loss at worst the object's creation. NORMAL from then on.
@@ -405,6 +684,16 @@ class DurableObjectStorage:
             self._files.opened(self)
         return conn
 
+    def _check(self, conn: sqlite3.Connection, version: int) -> None:
+        """Refuse a file of another schema version, or one without this module's tables."""
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        has_tables = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = '_kv'").fetchone() is not None
+        if has_tables and found != version:
+            raise EmulatorError(version_mismatch(self.path, found, version))
+        if not has_tables:
+            raise DamagedStateError(self.path, EMPTY_FILE, _DOCTOR)
+
     def _write_template(self, schema: str, version: int) -> None:
         """Create the file from the template (refusing to overwrite one made meanwhile)."""
         data = _template(schema, version)
@@ -414,6 +703,9 @@ class DurableObjectStorage:
                 os.write(fd, data)
             finally:
                 os.close(fd)
+            for suffix in _SIDECARS:  # left by a removal cut off: never replay another's WAL
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{self.path}{suffix}")
         except OSError as exc:
             self.path.unlink(missing_ok=True)
             raise storage_error(self.path, exc) from exc
@@ -609,9 +901,12 @@ def _roll_back(conn: sqlite3.Connection) -> None:
 class DurableObjectNamespace:
     """Maps object names to their storage files under one directory, never outside it."""
 
-    def __init__(self, directory: Path | str, files: OpenFiles | None = None) -> None:
+    def __init__(self, directory: Path | str, files: OpenFiles | None = None,
+                 prepared: PreparedFiles | None = None) -> None:
         self.directory = Path(directory).resolve()
         self.files = files
+        self.prepared = prepared
+        """New files are taken from these when their schema matches (see `PreparedFiles`)."""
 
     def path_for(self, name: str) -> Path:
         """The file of object ``name``; refuses names that could leave the directory."""
@@ -632,7 +927,7 @@ class DurableObjectNamespace:
         refused with an error naming both. The connection counts against `files`.
         """
         return DurableObjectStorage(self.path_for(name), schema, version, files=self.files,
-                                    create=create)
+                                    create=create, prepared=self.prepared)
 
     def exists(self, name: str) -> bool:
         """Whether object ``name`` has a storage file."""
@@ -641,5 +936,7 @@ class DurableObjectNamespace:
     def remove(self, name: str) -> None:
         """Delete object ``name``'s files."""
         path = self.path_for(name)
+        if self.prepared is not None:
+            self.prepared.forget(path)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)

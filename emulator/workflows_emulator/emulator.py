@@ -162,6 +162,7 @@ class Emulator:
         try:
             await self._catalog.close(drain_timeout)
         finally:
+            self._catalog.stop_preparing()
             self._close_owned()
             self.files.finish()
             self._index.close()
@@ -178,6 +179,7 @@ class Emulator:
         if self._closed:
             return
         self._catalog.close_idle()
+        self._catalog.stop_preparing()
         self._closed = True
         self._close_owned()
         self.files.finish()

@@ -86,6 +86,8 @@ class InstanceEngine:
         self._retry_task: asyncio.Task[None] | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._retry_delay = FAULT_RETRY_FIRST_S
+        self._alarm_clear = False
+        """Whether the persisted alarm is known to be unset (spares deleting it at the end)."""
         self._load()
 
     @property
@@ -126,6 +128,7 @@ class InstanceEngine:
             self.store.append(LogEvent.WORKFLOW_QUEUED, now)
         self.steps.reloaded()  # the rows were folded as they were appended
         self._fresh = True
+        self._alarm_clear = True  # a new (or erased) file has none
 
     def start(self) -> None:
         """Drive this instance (again, after a stop or a restart of the process)."""
@@ -410,7 +413,9 @@ class InstanceEngine:
             self._set_meta(status=status, error=error, output=output, rollback=rollback,
                            ended=now, phase=Phase.DONE, pause_requested=False)
             self.store.append(event, now, data=data or None)
-            self.store.delete_alarm()
+            if not self._alarm_clear:
+                self.store.delete_alarm()
+        self._alarm_clear = True
         self.store.release()  # a finished instance holds no file descriptor
 
     # == the hosts' side: parking, checkpoints, callbacks =========================================
@@ -429,6 +434,7 @@ class InstanceEngine:
         # the instance's status, alarm or concurrency slot.
         owned = not self.terminal
         if owned:
+            self._alarm_clear = False
             with self.store.transaction():
                 self.store.set_alarm(at)
                 # During rollback the status stays "running", as documented.
@@ -454,6 +460,7 @@ class InstanceEngine:
             with self.store.transaction():
                 self._set_meta(status=S.RUNNING)
                 self.store.delete_alarm()
+            self._alarm_clear = True
 
     def refuse_steps_in_terminate_rollback(self) -> None:
         if self.rollback.active and self.meta.terminating:
@@ -560,6 +567,7 @@ class InstanceEngine:
             return  # recovered meanwhile
         self._stop_reason = None
         self.store.clear_fault()
+        self._alarm_clear = False
         meta = self.store.read_meta()
         self.fault = None
         self._retry_delay = FAULT_RETRY_FIRST_S
@@ -579,6 +587,7 @@ class InstanceEngine:
     # == bookkeeping ==============================================================================
 
     def _load(self) -> None:
+        self._alarm_clear = False  # read from the file: it may hold one
         self.store.load()
         self.steps.reloaded()
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from .compat import Compatibility
-from .durable_object import DurableObjectNamespace, OpenFiles
+from .durable_object import DurableObjectNamespace, OpenFiles, PreparedFiles
 from .engine import InstanceEngine
 from .errors import DamagedStateError, EmulatorError, InstanceGone, InstanceNotFoundError, StorageError
 from .instance_index import InstanceIndex
-from .instance_store import InstanceStore
+from .instance_store import SCHEMA, SCHEMA_VERSION, InstanceStore
 from .records import InstanceStatus
 from .scheduler import Scheduler
 from .values import dumps, loads
@@ -32,6 +32,9 @@ RunFactory = Callable[[], Callable[[dict[str, Any], Any], Awaitable[Any]]]
 FINISHED_KEPT = 64
 """How many finished instances keep their engine in memory (the rest are read again from
 their file when asked for): memory stays flat however many instances finish."""
+PREPARED_DIR = ".prepared"
+"""The folder (in the state directory) of instance files made ahead (see `PreparedFiles`):
+never an instance, emptied on every open and close."""
 SETTLED_BYTES = 8 << 20
 """The JSON bytes of finished instances' statuses kept after their engine goes, so
 ``status()`` and ``wait()`` of a finished instance need not open its file again."""
@@ -99,11 +102,13 @@ class InstanceCatalog:
         self._engines: dict[tuple[str, str], InstanceEngine] = {}
         self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._settled = SettledStatuses()
+        self._prepared = PreparedFiles(state_dir / PREPARED_DIR, SCHEMA, SCHEMA_VERSION)
         scheduler.on_finished = self._finished_engine
 
     def register(self, name: str, make_run: RunFactory, step_limit: int) -> None:
         """Register (or replace) workflow ``name``."""
-        namespace = DurableObjectNamespace(self._state_dir / "instances" / name, self._files)
+        namespace = DurableObjectNamespace(self._state_dir / "instances" / name, self._files,
+                                           self._prepared)
         self._workflows[name] = Registration(name, make_run, namespace, step_limit)
 
     def registration(self, workflow: str) -> Registration:
@@ -256,6 +261,10 @@ class InstanceCatalog:
             finally:
                 engine.store.close()
         self._engines.clear()
+
+    def stop_preparing(self) -> None:
+        """Stop making instance files ahead and remove those not taken (idempotent)."""
+        self._prepared.close()
 
     def close_idle(self) -> None:
         """Close every store; refuses if an engine is still running."""

@@ -147,13 +147,11 @@ class InstanceMeta:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.extra)
-        for f in fields(self):
-            if f.name == "extra":
-                continue
-            value = getattr(self, f.name)
+        for name in _META_FIELDS:
+            value = getattr(self, name)
             if isinstance(value, ErrorRecord | RollbackOutcome):
                 value = value.to_json()
-            out[f.name] = value
+            out[name] = value
         return out
 
     @classmethod
@@ -176,3 +174,7 @@ class InstanceMeta:
             "output": self.output,
             "rollback": self.rollback.to_json() if self.rollback is not None else None,
         }
+
+
+_META_FIELDS = tuple(f.name for f in fields(InstanceMeta) if f.name != "extra")
+"""The fields `InstanceMeta.to_json` writes, in order (it runs at every status change)."""
