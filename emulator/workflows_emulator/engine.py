@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from workflows_saga import WorkflowStep
 from workflows_saga.backend import ErrorRecord, record_error
 
+from . import output_gate
 from .attempts import INTERNAL_ERROR, AttemptRunner, FatalAbort
 from .compat import CURRENT, Compatibility
 from .errors import (
@@ -299,6 +300,7 @@ class InstanceEngine:
     # == the driver ===============================================================================
 
     async def _drive(self) -> None:
+        output_gate.acting.set(self.store)  # for this task and the steps it starts
         try:
             if not self.meta.terminating:  # a terminate rollback needs no slot
                 await self.host.acquire_slot(self)

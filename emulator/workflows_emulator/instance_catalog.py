@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import output_gate
 from .compat import Compatibility
 from .durable_object import DurableObjectNamespace, OpenFiles, PreparedFiles
 from .engine import InstanceEngine
@@ -199,6 +200,7 @@ class InstanceCatalog:
 
     async def delete(self, workflow: str, instance_id: str) -> None:
         """Stop and erase an instance."""
+        output_gate.open_gate()  # what led here is on disk before anything goes
         self._settled.pop((workflow, instance_id))
         try:
             engine = self.engine(workflow, instance_id)

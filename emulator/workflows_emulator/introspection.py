@@ -22,6 +22,7 @@ from typing import Any
 
 from workflows_saga.backend import ErrorRecord, error_from_record
 
+from . import output_gate
 from .emulator import Workflow
 from .engine import InstanceEngine
 from .errors import EmulatorError, InstanceNotFoundError
@@ -109,6 +110,7 @@ class WorkflowInstanceIntrospector:
 
         engine.start()
         await self._workflow._scheduler.drive_until(engine, settled, timeout)
+        output_gate.open_gate()  # the result shown is on disk
         row = engine.store.rows.get(key)
         if row is None or row.state not in ("success", "failure"):
             ran = [r.label for r in engine.step_rows() if r.kind == "do"]

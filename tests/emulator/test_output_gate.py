@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +217,103 @@ async def test_a_failure_after_a_commit_that_went_through_writes_nothing_twice(
     finally:
         install_hooks(previous)
         store.close()
+
+
+class ChargeThenNotify(WorkflowEntrypoint):
+    async def run(self, event: Any, step: Any) -> Any:
+        await step.do("charge", lambda: calls.append("charge") or "ok")
+        if not full.used:
+            full.used = full.on = True  # the disk fills while the result is held
+        return await (await fetch("https://example.test/notify")).text()
+
+
+async def test_a_result_that_cannot_be_written_stops_what_follows_from_it(
+        tmp_path: Path) -> None:
+    async def server(_request: Any) -> Response:
+        calls.append("notify")
+        return Response("noted")
+
+    full.on = full.used = False
+    previous = install_hooks(full)
+    try:
+        with route_fetch(server):
+            async with Emulator(tmp_path) as emu:
+                inst = await emu.workflow(ChargeThenNotify, name="w").create(id="i")
+                with pytest.raises(StorageError, match="full"):
+                    await inst.wait()
+                assert calls == ["charge"]  # the request did not leave
+                full.on = False
+                final = await inst.wait()  # room again: the held result goes first
+    finally:
+        full.on = False
+        install_hooks(previous)
+    assert final["output"] == "noted" and calls == ["charge", "notify"]
+
+
+class Finished(WorkflowEntrypoint):
+    async def run(self, event: Any, step: Any) -> Any:
+        return 1
+
+
+class Deleter(WorkflowEntrypoint):
+    async def run(self, event: Any, step: Any) -> Any:
+        await step.do("charge", lambda: "ok")
+        await self.env["OTHER"].delete_instance("y")
+        return "done"
+
+
+async def test_deleting_another_instance_waits_for_the_held_result(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[str, str | None]] = []
+    remove = DurableObjectNamespace.remove
+
+    def watched(self: DurableObjectNamespace, name: str) -> None:
+        if name == "y":
+            seen.append(on_disk(tmp_path / "instances/x/x.sqlite")[-1])
+        remove(self, name)
+
+    monkeypatch.setattr(DurableObjectNamespace, "remove", watched)
+    async with Emulator(tmp_path) as emu:
+        other = emu.workflow(Finished, name="o")
+        await (await other.create(id="y")).wait()
+        deleter = emu.workflow(Deleter, name="x", env={"OTHER": other})
+        assert (await (await deleter.create(id="x")).wait())["output"] == "done"
+    assert seen == [("STEP_SUCCESS", "charge-1")]
+
+
+async def test_introspection_shows_a_result_once_it_is_on_disk(tmp_path: Path) -> None:
+    from workflows_emulator.introspection import WorkflowInstanceIntrospector
+
+    async with Emulator(tmp_path) as emu:
+        wf = emu.workflow(ThenWaits, name="w")
+        await wf.create(id="i")
+        assert await WorkflowInstanceIntrospector(wf, "i").wait_for_step_result("a") == "a"
+        assert on_disk(tmp_path / "instances/w/i.sqlite")[-1] == ("STEP_SUCCESS", "a-1")
+        gate.set()
+        await (await wf.get("i")).wait()
+
+
+class Holder:
+    def __init__(self) -> None:
+        self.commits = 0
+
+    def commit_deferred(self) -> None:
+        self.commits += 1
+
+
+def test_each_thread_opens_its_own_gate() -> None:
+    # An emulator's stores belong to the thread that runs its loop: another thread's gate
+    # never commits them (over a connection that thread does not own).
+    from workflows_emulator import output_gate
+
+    mine = Holder()
+    output_gate.hold(mine)
+    try:
+        elsewhere = threading.Thread(target=output_gate.open_gate)
+        elsewhere.start()
+        elsewhere.join()
+        assert mine.commits == 0
+        output_gate.open_gate()
+        assert mine.commits == 1
+    finally:
+        output_gate.release(mine)
