@@ -175,8 +175,10 @@ class AttemptRunner:
             try:
                 if override is not None:  # a test's mocked result, error or timeout
                     value = override.apply()
-                else:
-                    value = await self._with_timeout(invoke(ctx), resolved.timeout_ms)
+                else:  # run up to its first suspension here: one that never suspends is done
+                    started = start_now(invoke(ctx))
+                    value = (started.result() if started.done()
+                             else await self._with_timeout(started, resolved.timeout_ms))
                 encoded = encode_step_output(value, row.label)
             except UnserialisableOutput as exc:
                 self._abort_unserialisable(row, exc)
@@ -266,17 +268,15 @@ class AttemptRunner:
                 '(expected a number of ms or a duration string like "30 seconds")')
         return resolved.retry_delay_ms(attempt, base)
 
-    async def _with_timeout(self, callback: Awaitable[Any], ms: int) -> Any:
-        """The callback's result, or `WorkflowTimeoutError` once ``ms`` have passed.
+    async def _with_timeout(self, started: asyncio.Future[Any], ms: int) -> Any:
+        """The result of ``started`` (a callback suspended in its task), or
+        `WorkflowTimeoutError` once ``ms`` have passed.
 
         The limit counts on the clock and, under a virtual clock, in real time too: callbacks
         run in real time, so a slow one times out although virtual time stands still. A
         callback past its limit is not cancelled (Cloudflare's engine never cancels one): it
         runs on, and what it returns is ignored.
         """
-        started = start_now(callback)
-        if started.done():
-            return started.result()
         loop = asyncio.get_running_loop()
         limit: asyncio.Future[None] = loop.create_future()
 
