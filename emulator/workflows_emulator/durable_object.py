@@ -321,6 +321,7 @@ class PreparedFiles:
         self._stopped = False
         self._background = background
         self._batches = 0
+        self._claims = 0
         self.made = 0
         """How many files the thread has made (for tests)."""
         self.reused = 0
@@ -336,6 +337,7 @@ class PreparedFiles:
         for suffix in _SIDECARS:  # left by a removal cut off: never replay another's WAL
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{path}{suffix}")
+        self._claims += 1
         try:
             slot = self._ready.popleft()
         except IndexError:
@@ -387,11 +389,14 @@ class PreparedFiles:
         self._forgotten.add(path)
 
     def _wanted(self, dry: bool) -> None:
-        """Wake the thread (started on the first claim, so an emulator that never creates an
-        object never makes a file); ``dry``: a claim found no file ready."""
+        """Wake the thread (started on the second object's claim: an emulator that creates
+        one object, or none, never makes a file ahead, nor has a thread compete with its
+        one instance for the interpreter); ``dry``: a claim found no file ready."""
         if self._stopped or not self._background:
             return
         if self._thread is None:
+            if self._claims < 2:
+                return
             self._thread = threading.Thread(target=self._run, daemon=True,
                                             name="workflows-emulator-prepare")
             self._thread.start()

@@ -64,6 +64,7 @@ def test_a_claimed_file_is_the_template_with_no_companions(tmp_path: Path) -> No
     folder = tmp_path / "objects"
     folder.mkdir()
     assert not pool.claim(folder / "first.sqlite")  # none made yet: the caller writes one
+    assert not pool.claim(folder / "second.sqlite")  # the thread starts with the second
     for _ in range(2000):  # the thread makes a batch
         if len(pool):
             break
@@ -255,3 +256,14 @@ async def test_companions_without_their_file_are_no_instance(tmp_path: Path,
         inst = await wf.create(id="x", params={"n": 5})
         assert (await inst.wait())["output"] == 5
         assert [i["id"] for i in await wf.list()] == ["x"]
+
+
+def test_one_object_makes_nothing_ahead(tmp_path: Path) -> None:
+    # An emulator running one (long) instance has no thread competing with it.
+    pool = PreparedFiles(tmp_path / "prepared", SCHEMA, SCHEMA_VERSION)
+    folder = tmp_path / "objects"
+    folder.mkdir()
+    assert not pool.claim(folder / "only.sqlite")
+    threading.Event().wait(0.05)
+    assert pool.made == 0 and not list((tmp_path / "prepared").rglob("*.sqlite"))
+    pool.close()
