@@ -8,8 +8,9 @@ Modules: `parser` (the argparse tree), `commands` (each command, and `main`), `c
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from .client import CliError
@@ -25,13 +26,7 @@ _HOMES = {"CliError": ".client", "main": ".commands", "DEFAULT_STATE": ".parser"
                            "render_table"), ".render")}
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(home, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _HOMES, globals())
 
 
 __all__ = [

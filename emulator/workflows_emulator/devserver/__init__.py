@@ -9,8 +9,9 @@ per state directory.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from .api_views import API_PREFIX, ApiError, ApiRequest, ApiResponse, InstanceApi
@@ -21,19 +22,15 @@ if TYPE_CHECKING:
 
 # Everything loads on first use: the HTTP server (aiohttp, about a third of a second to
 # import) and the Worker's fetch path, so the CLI's other commands start without them.
-_LAZY = {"API_PREFIX": "api_views", "ApiError": "api_views", "ApiRequest": "api_views",
-         "ApiResponse": "api_views", "InstanceApi": "api_views",
-         "describe_instance": "describe", "fetch_handler": "worker_fetch",
-         "MAX_BODY": "http_transport", "HttpLimits": "http_transport",
-         "HttpResponse": "http_transport", "HttpServer": "http_transport",
-         "DevServer": "server", "run_dev": "server"}
+_LAZY = {"API_PREFIX": ".api_views", "ApiError": ".api_views", "ApiRequest": ".api_views",
+         "ApiResponse": ".api_views", "InstanceApi": ".api_views",
+         "describe_instance": ".describe", "fetch_handler": ".worker_fetch",
+         "MAX_BODY": ".http_transport", "HttpLimits": ".http_transport",
+         "HttpResponse": ".http_transport", "HttpServer": ".http_transport",
+         "DevServer": ".server", "run_dev": ".server"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_exports(__name__, _LAZY, globals())
 
 __all__ = [
     "API_PREFIX",
