@@ -311,7 +311,8 @@ class PreparedFiles:
         """Companion pairs made and never used (``<pair>-wal``, ``<pair>-shm``)."""
         self._lent: deque[tuple[Path, Path]] = deque()
         """``(pair, object file)``: pairs linked under an object's name, oldest first."""
-        self._forgotten: set[Path] = set()
+        self._dropped: set[Path] = set()
+        """Pairs lent to removed objects: deleted, not reused, once free."""
         self._pairs = 0
         self._pair_target = self.BATCH
         """Fresh pairs kept ready: grows when a claim finds none (more objects open at once)."""
@@ -322,6 +323,7 @@ class PreparedFiles:
         self._background = background
         self._batches = 0
         self._claims = 0
+        self._named = 0
         self.made = 0
         """How many files the thread has made (for tests)."""
         self.reused = 0
@@ -383,10 +385,10 @@ class PreparedFiles:
             self._wanted(dry=False)  # in bulk: waking the thread costs a switch
 
     def forget(self, path: Path) -> None:
-        """The object file ``path`` is being removed: its pairs are not reused (a reader in
-        another process may still hold the removed companions open). Called before the
-        files go."""
-        self._forgotten.add(path)
+        """The object file ``path`` is being removed: the pairs lent to it now are not reused
+        (a reader in another process may still hold the removed companions open); once free,
+        their files go. Called before the object's files go."""
+        self._dropped.update(pair for pair, owner in self._lent if owner == path)
 
     def _wanted(self, dry: bool) -> None:
         """Wake the thread (started on the second object's claim: an emulator that creates
@@ -435,7 +437,8 @@ class PreparedFiles:
         folder = self.directory / "pairs"
         folder.mkdir(parents=True, exist_ok=True)
         self._pairs += 1
-        pair = folder / f"p{self._pairs}"
+        self._named += 1
+        pair = folder / f"p{self._named}"  # (a name never given before: pairs are deleted)
         for suffix in _SIDECARS:
             os.close(os.open(f"{pair}{suffix}", os.O_WRONLY | os.O_CREAT | os.O_EXCL
                              | os.O_CLOEXEC, 0o644))
@@ -444,18 +447,23 @@ class PreparedFiles:
     def _reclaim(self) -> None:
         """Empty the lent pairs whose object was closed (SQLite deleted their names under it,
         the ``-wal`` last, after closing both) and offer them again."""
-        lent, forgotten = self._lent, self._forgotten
+        lent, dropped = self._lent, self._dropped
         looked = 0
         while lent and looked < 4:  # the oldest first: objects mostly close in that order
             pair, owner = lent[0]
             wal = f"{pair}-wal"
-            if os.stat(wal).st_nlink != 1:
-                lent.rotate(-1)
-                looked += 1
+            if os.stat(wal).st_nlink != 1 or _same_file(wal, f"{owner}-wal"):
+                lent.rotate(-1)  # still the object's (the second test: link counts lie on
+                looked += 1      # some file systems)
                 continue
             lent.popleft()
-            if owner in forgotten:  # (looked at after the names went: `remove` forgets first)
-                continue  # removed: a reader elsewhere may still hold them
+            if pair in dropped:  # its object was removed: a reader elsewhere may hold them
+                dropped.discard(pair)
+                for suffix in _SIDECARS:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(f"{pair}{suffix}")
+                self._pairs -= 1
+                continue
             _invalidate_wal(wal)
             os.truncate(f"{pair}-shm", 0)  # (else the first connection to it frees it, later)
             self.reused += 1
@@ -509,28 +517,33 @@ class PreparedFiles:
         discard_prepared(self.directory)
 
 
+def _same_file(a: str, b: str) -> bool:
+    """Whether the paths ``a`` and ``b`` name one file (``False`` if either is missing)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def discard_prepared(directory: Path) -> None:
     """Remove the folder of prepared files (left by a process that stopped without closing)."""
     shutil.rmtree(directory, ignore_errors=True)
 
 
 def _invalidate_wal(path: str) -> None:
-    """Make the WAL ``path`` hold nothing, keeping its blocks for the next file's frames.
+    """Empty the WAL ``path`` for good before it serves another file.
 
-    An old WAL must never be replayed into a new file: with its header zeroed SQLite finds
-    no frame in it, writes a new header (new salts) at the first commit, and takes the old
-    frames after the new ones for the end of the log (their salts and checksums do not
-    match), as it does with a WAL it restarts itself.
+    Truncated and synced: a crash of the machine after the pair is lent again must not bring
+    back the previous owner's frames (valid, with their header) under the new file's name,
+    which SQLite would replay into it. (Zeroing the header alone is not enough: without a
+    sync the old header can reach the disk after the new link does.)
     """
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
-        if os.fstat(fd).st_size >= _WAL_HEADER:
-            os.pwrite(fd, bytes(_WAL_HEADER), 0)
+        os.ftruncate(fd, 0)
+        os.fsync(fd)
     finally:
         os.close(fd)
-
-
-_WAL_HEADER = 32
 
 
 class SqlStorage:
@@ -703,14 +716,15 @@ class DurableObjectStorage:
         """Create the file from the template (refusing to overwrite one made meanwhile)."""
         data = _template(schema, version)
         try:
+            if not self.path.exists():  # companions left by a removal cut off go first: a
+                for suffix in _SIDECARS:  # kill between the two never pairs them with this
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(f"{self.path}{suffix}")
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             try:
                 os.write(fd, data)
             finally:
                 os.close(fd)
-            for suffix in _SIDECARS:  # left by a removal cut off: never replay another's WAL
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(f"{self.path}{suffix}")
         except OSError as exc:
             self.path.unlink(missing_ok=True)
             raise storage_error(self.path, exc) from exc

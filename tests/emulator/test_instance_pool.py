@@ -5,6 +5,7 @@ close."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -131,11 +132,27 @@ def test_the_pair_of_a_removed_object_is_never_reused(tmp_path: Path) -> None:
     pool = _pool(tmp_path, pairs=1)
     ns = _namespace(tmp_path, pool)
     gone = _reopened_with(ns, "gone", 3)
+    (its_pair,) = [f for f in (tmp_path / "prepared").rglob("*-wal")
+                   if os.path.samefile(f, f"{gone.path}-wal")]
     gone.close()
     ns.remove("gone")  # a reader elsewhere could still hold its companions
     for n in range(3):
         _reopened_with(ns, f"later-{n}", 1).close()
-    assert pool.reused == 0
+    assert not its_pair.exists()  # deleted once free, never lent again
+    assert pool.reused == 2  # a new pair took its place, and serves on
+    pool.close()
+
+
+def test_removed_objects_do_not_use_up_the_pairs(tmp_path: Path) -> None:
+    pool = _pool(tmp_path, pairs=2)
+    ns = _namespace(tmp_path, pool)
+    for n in range(5):
+        _reopened_with(ns, f"gone-{n}", 1).close()
+        ns.remove(f"gone-{n}")
+    before = pool.reused
+    for n in range(3):
+        _reopened_with(ns, f"kept-{n}", 1).close()
+    assert pool.reused > before  # pairs are still lent, and again
     pool.close()
 
 
@@ -267,3 +284,35 @@ def test_one_object_makes_nothing_ahead(tmp_path: Path) -> None:
     threading.Event().wait(0.05)
     assert pool.made == 0 and not list((tmp_path / "prepared").rglob("*.sqlite"))
     pool.close()
+
+
+def test_a_reused_wal_is_empty_and_on_disk_before_it_is_lent_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A machine crash after the pair is lent again must not bring the previous owner's
+    # frames back under the new name: the emptied WAL is synced before the link is made.
+    events: list[tuple[str, int]] = []
+    fsync, link = os.fsync, os.link
+
+    def synced(fd: int) -> None:
+        events.append(("fsync", os.fstat(fd).st_ino))
+        fsync(fd)
+
+    def linked(src: Any, dst: Any) -> None:
+        events.append(("link", os.stat(src).st_ino))
+        link(src, dst)
+
+    monkeypatch.setattr(os, "fsync", synced)
+    monkeypatch.setattr(os, "link", linked)
+    pool = _pool(tmp_path, pairs=1)
+    ns = _namespace(tmp_path, pool)
+    _reopened_with(ns, "first", 20).close()
+    second = _reopened_with(ns, "second", 1)
+    try:
+        wal = os.stat(f"{second.path}-wal").st_ino
+        assert pool.reused == 1
+        first_link = events.index(("link", wal))
+        relent = max(i for i, e in enumerate(events) if e == ("link", wal))
+        assert first_link < events.index(("fsync", wal)) < relent
+    finally:
+        second.close()
+        pool.close()
