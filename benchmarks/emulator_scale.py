@@ -30,21 +30,22 @@ class ProcessCost:
     peak_mb: float
 
 
-def _run_child(argv: list[str], cwd: Path, stdout_path: Path) -> ProcessCost:
-    """Run ``argv`` to its end; its own rusage, not the other children's (``os.wait4``)."""
+def _run_child(module_argv: list[str], cwd: Path, stdout_path: Path) -> ProcessCost:
+    """Run ``python -m`` ``module_argv`` to its end: its wall time and its own peak RSS
+    (reported by `benchmarks.peak_rss`, not the parent's ``wait4``: see there why)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    peak_file = stdout_path.with_suffix(".peak")
+    argv = [sys.executable, "-m", "benchmarks.peak_rss", str(peak_file), *module_argv]
     with stdout_path.open("wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.PIPE, env=env)
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        _stdout, err = proc.communicate()
         seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
-        raise RuntimeError(f"{' '.join(argv[:6])} ... exited {proc.returncode}: {err[-500:]}")
-    if proc.stderr:
-        proc.stderr.close()
-    return ProcessCost(seconds, usage.ru_maxrss * KIB / MB)
+        text = err.decode("utf-8", "replace")
+        raise RuntimeError(f"{' '.join(module_argv[:5])} ... exited {proc.returncode}: "
+                           f"{text[-500:]}")
+    return ProcessCost(seconds, int(peak_file.read_text()) * KIB / MB)
 
 
 # What the CLI needs to find workflow "bench"; describe never imports `main`.
@@ -73,7 +74,7 @@ def prepare_describe(folder: Path, steps: int) -> Path:
 def describe_cost(state: Path, steps: int) -> ProcessCost:
     """``workflows-emulator workflows instances describe bench long --json`` on ``state``."""
     out = state.parent / "describe.json"
-    argv = [sys.executable, "-m", "workflows_emulator", "workflows", "instances", "describe",
+    argv = ["workflows_emulator", "workflows", "instances", "describe",
             "bench", "long", "--json", "--persist-to", str(state),
             "--config", str(state.parent / "wrangler.toml")]
     cost = _run_child(argv, state.parent, out)
@@ -87,7 +88,7 @@ def finished_instances_rss_mb(folder: Path, instances: int) -> float:
     """RSS (MB) of a fresh process holding an open emulator with ``instances`` finished ones."""
     state = folder / f"memory-{instances}"
     out = folder / f"memory-{instances}.json"
-    argv = [sys.executable, "-m", "benchmarks.memory_probe", str(state), str(instances)]
+    argv = ["benchmarks.memory_probe", str(state), str(instances)]
     _run_child(argv, REPO, out)
     rss: float = json.loads(out.read_text())["rss_mb"]
     return rss

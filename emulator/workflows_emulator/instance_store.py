@@ -433,7 +433,7 @@ class InstanceStore:
             text = dumps(data)
         self._pending.append((entry_id, ts, str(event), key, label, attempt, text))
         touched = fold(self.rows, event, key, ts, attempt, data)
-        if touched is not None and touched.sensitive and data is not None and "output" in data:
+        if data is not None and "output" in data and touched is not None and touched.sensitive:
             data = public_data(data, touched)
         self._on_append(entry_id, event, label, attempt, data, ts)
         return touched

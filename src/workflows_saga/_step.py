@@ -12,7 +12,7 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from types import CoroutineType
+from types import CoroutineType, FunctionType
 from typing import Any, Generic, TypeVar, overload
 
 from ._backend import RollbackHandler, RollbackOptions, StepBackend, StepCall
@@ -115,11 +115,28 @@ def _has_varargs(fn: Callable[..., Any]) -> bool:
     return bool(fn.__code__.co_flags & inspect.CO_VARARGS)
 
 
+_WANTS_CTX: dict[tuple[Any, int], bool] = {}
+"""`_wants_ctx` of plain functions by code object and number of defaults (a loop's lambdas
+share both)."""
+
+
 def _wants_ctx(fn: Callable[..., Any]) -> bool:
     """Whether a call-form callback takes the ctx: it has a required positional parameter.
 
     Parameters with defaults (``lambda n=name: ...``) are left alone.
     """
+    if type(fn) is FunctionType:
+        key = (fn.__code__, len(fn.__defaults__ or ()))
+        known = _WANTS_CTX.get(key)
+        if known is None:
+            known = _wants_ctx_uncached(fn)
+            if len(_WANTS_CTX) < 4096:
+                _WANTS_CTX[key] = known
+        return known
+    return _wants_ctx_uncached(fn)
+
+
+def _wants_ctx_uncached(fn: Callable[..., Any]) -> bool:
     arity = _plain_arity(fn)
     if arity is not None:
         required, _, _ = arity

@@ -6,6 +6,7 @@ No timing is checked: the suite is for reading, never a gate.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,18 @@ def test_markdown_output_is_a_table(tmp_path: Path) -> None:
     assert table[1] == "|---|---|---|---|---|---|---|"
     assert all(line.count(" | ") == 6 for line in table[2:]), table
     assert len(table) == 2 + 8
+
+
+def test_peak_rss_is_the_child_s_own_not_its_parent_s(tmp_path: Path) -> None:
+    # A parent holding 200 MB starts a child that touches 40 MB: ``wait4`` would say 200+.
+    (tmp_path / "forty.py").write_text("block = bytearray(40_000_000)\nblock[::4096] = b'x' * "
+                                       "len(block[::4096])\n")
+    held = bytearray(200_000_000)
+    held[::4096] = b"y" * len(held[::4096])
+    out = tmp_path / "peak"
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"}
+    subprocess.run([sys.executable, "-m", "benchmarks.peak_rss", str(out), "forty"],
+                   env=env, check=True, timeout=60)
+    peak_mb = int(out.read_text()) * 1024 / 1e6
+    assert 40 < peak_mb < 120
+    del held
