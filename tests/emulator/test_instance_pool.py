@@ -184,7 +184,11 @@ def test_close_stops_the_thread_and_removes_what_was_not_used(tmp_path: Path) ->
     assert not (tmp_path / "prepared").exists()
     late = _reopened_with(ns, "b", 1)  # a closed pool still writes files, in place
     late.close()
-    assert _open(ns, "b", create=False).list("b-") == {"b-0": "y" * 500}
+    reread = _open(ns, "b", create=False)
+    try:
+        assert reread.list("b-") == {"b-0": "y" * 500}
+    finally:
+        reread.close()
 
 
 async def test_an_emulator_stops_its_pool_at_close(tmp_path: Path) -> None:
