@@ -99,7 +99,9 @@ def _preamble(report: Report) -> list[str]:
         f"Medians of {report.repeat} repetitions. Floors measured in this run, same disk: "
         f"2 SQLite commits {number(f.get('2 commits'))} µs, 1 commit {number(f.get('1 commit'))} µs "
         f"(WAL + synchronous=NORMAL, 200-byte row); new SQLite file {number(f.get('new file'))} µs; "
-        f"4 KiB write + fsync {number(f.get('fsync'))} µs.",
+        f"4 KiB write + fsync {number(f.get('fsync'))} µs. emu/floor is the median of each "
+        "repetition's ratio to the floor measured just before it (so disk drift cancels), not "
+        "the ratio of the two medians shown; wrangler/emu is the ratio of the medians.",
     ]
 
 
