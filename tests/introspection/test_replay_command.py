@@ -35,13 +35,18 @@ def _project(root: Path, first: str) -> Path:
     return write_worker_project(root, textwrap.dedent(CODE).replace("{first}", first))
 
 
-def test_replay_passes_the_same_code_and_names_a_renamed_step(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _stored_sleeper(tmp_path: Path) -> tuple[Path, Path]:
+    """The project (first step "charge") and a state holding instance "sleeper" asleep in it."""
     config = _project(tmp_path / "p", "charge")
     state = tmp_path / "state"
-    where = ["--config", str(config), "--persist-to", str(state)]
     assert main(["workflows", "trigger", "flow", "--id", "sleeper", "--timers-within", "0",
-                 *where]) == 0
+                 "--config", str(config), "--persist-to", str(state)]) == 0
+    return config, state
+
+
+def test_replay_passes_the_same_code_and_names_a_renamed_step(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config, state = _stored_sleeper(tmp_path)
     capsys.readouterr()
     before = sorted(p.read_bytes() for p in state.rglob("*.sqlite"))
 
@@ -73,10 +78,7 @@ def test_the_readme_shows_the_message_replay_prints(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from readme_blocks import readme_block
 
-    config = _project(tmp_path / "p", "charge")
-    state = tmp_path / "state"
-    assert main(["workflows", "trigger", "flow", "--id", "sleeper", "--timers-within", "0",
-                 "--config", str(config), "--persist-to", str(state)]) == 0
+    config, state = _stored_sleeper(tmp_path)
     _project(tmp_path / "p", "bill")
     capsys.readouterr()
     assert main(["replay", str(state), "--config", str(config)]) == 1
@@ -87,10 +89,7 @@ def test_the_readme_shows_the_message_replay_prints(
 
 def test_replay_with_another_project_names_the_instances_it_cannot_check(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = _project(tmp_path / "p", "charge")
-    state = tmp_path / "state"
-    assert main(["workflows", "trigger", "flow", "--id", "sleeper", "--timers-within", "0",
-                 "--config", str(config), "--persist-to", str(state)]) == 0
+    _, state = _stored_sleeper(tmp_path)
     other = tmp_path / "other"
     (other / "src").mkdir(parents=True)
     (other / "src" / "entry.py").write_text("x = 1\n")
