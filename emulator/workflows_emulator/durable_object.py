@@ -258,6 +258,20 @@ def _template(schema: str, version: int) -> bytes:
 
 
 _SIDECARS = ("-wal", "-shm")
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+
+def _make_companions(path: Path) -> None:
+    """Create ``path``'s empty ``-wal`` and ``-shm`` (neither may exist)."""
+    for suffix in _SIDECARS:
+        os.close(os.open(f"{path}{suffix}", _NEW_FILE, 0o644))
+
+
+def _unlink_companions(path: Path) -> None:
+    """Remove ``path``'s ``-wal`` and ``-shm`` if they exist."""
+    for suffix in _SIDECARS:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{path}{suffix}")
 
 
 class PreparedFiles:
@@ -336,9 +350,7 @@ class PreparedFiles:
     def claim(self, path: Path) -> bool:
         """Move a file made ahead (the template) to ``path``, which must not exist; False if
         none is ready (the caller writes one in place)."""
-        for suffix in _SIDECARS:  # left by a removal cut off: never replay another's WAL
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{path}{suffix}")
+        _unlink_companions(path)  # left by a removal cut off: never replay another's WAL
         self._claims += 1
         try:
             slot = self._ready.popleft()
@@ -439,9 +451,7 @@ class PreparedFiles:
         self._pairs += 1
         self._named += 1
         pair = folder / f"p{self._named}"  # (a name never given before: pairs are deleted)
-        for suffix in _SIDECARS:
-            os.close(os.open(f"{pair}{suffix}", os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                             | os.O_CLOEXEC, 0o644))
+        _make_companions(pair)
         return pair
 
     def _reclaim(self) -> None:
@@ -459,9 +469,7 @@ class PreparedFiles:
             lent.popleft()
             if pair in dropped:  # its object was removed: a reader elsewhere may hold them
                 dropped.discard(pair)
-                for suffix in _SIDECARS:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(f"{pair}{suffix}")
+                _unlink_companions(pair)
                 self._pairs -= 1
                 continue
             _invalidate_wal(wal)
@@ -475,7 +483,6 @@ class PreparedFiles:
         # A few folders in turn: claims mostly drained one by the time it is filled again.
         folder = self.directory / f"b{batch % self.FOLDERS}"
         folder.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         slots: list[Path] = []
         pairs: list[Path] = []
         for n in range(self.BATCH):
@@ -484,12 +491,11 @@ class PreparedFiles:
             if (self._pairs < self._pair_limit
                     and len(self._fresh) + len(pairs) < self._pair_target):
                 pair = folder / f"p{batch}-{n}"
-                for suffix in _SIDECARS:
-                    os.close(os.open(f"{pair}{suffix}", flags, 0o644))
+                _make_companions(pair)
                 pairs.append(pair)
                 self._pairs += 1
             slot = folder / f"s{batch}-{n}"
-            fd = os.open(slot, flags, 0o644)
+            fd = os.open(slot, _NEW_FILE, 0o644)
             try:
                 os.write(fd, self._data)
             finally:
@@ -717,10 +723,8 @@ class DurableObjectStorage:
         data = _template(schema, version)
         try:
             if not self.path.exists():  # companions left by a removal cut off go first: a
-                for suffix in _SIDECARS:  # kill between the two never pairs them with this
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(f"{self.path}{suffix}")
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                _unlink_companions(self.path)  # kill between the two never pairs them with it
+            fd = os.open(self.path, _NEW_FILE, 0o644)
             try:
                 os.write(fd, data)
             finally:
