@@ -109,17 +109,11 @@ class _StoreTransaction:
         on its own), drop the rest, and rebuild the rows from the file."""
         store = self._store
         entries, callbacks = self._carried
-        store._pending, store._early = (store._early + store._pending)[:entries], []
-        store._committed = store._committed[:callbacks]
-        store._deferred = bool(entries)
-        if entries and store._on_disk(store._pending[-1][0]):
+        store._pending, store._early = store._early + store._pending, []
+        if entries and store._on_disk(store._pending[entries - 1][0]):
             # The commit went through and something after it failed: nothing to redo.
-            store._pending, store._committed, store._deferred = [], [], False
-        try:
-            store.commit_deferred()  # kept for `clear_fault` if the store is at fault
-            store.load()  # what was folded in memory did not happen
-        except StorageError as exc:
-            store.failed(exc)  # rows are stale: reloaded when the fault clears
+            entries = callbacks = 0
+        store._keep_only(entries, callbacks)
 
 
 class _DeferredAppends:
@@ -147,15 +141,7 @@ class _DeferredAppends:
         store = self._store
         store._in_tx = False
         if exc_type is not None:  # nothing of this block happened
-            entries, callbacks = self._marks
-            del store._pending[entries:]
-            del store._committed[callbacks:]
-            store._deferred = bool(entries)
-            try:
-                store.commit_deferred()
-                store.load()
-            except StorageError as fault:
-                store.failed(fault)
+            store._keep_only(*self._marks)
             return
         if not store._pending:
             return
@@ -275,6 +261,19 @@ class InstanceStore:
         else:
             output_gate.release(self)
 
+    def _keep_only(self, entries: int, callbacks: int) -> None:
+        """After a failed block: keep the first ``entries`` pending entries (deferred before
+        it) and ``callbacks`` commit callbacks, committed now on their own (or held, at a
+        fault, for `clear_fault`); drop the rest and rebuild the rows from the file."""
+        self._pending = self._pending[:entries]
+        self._committed = self._committed[:callbacks]
+        self._deferred = bool(entries)
+        try:
+            self.commit_deferred()
+            self.load()  # what was folded in memory did not happen
+        except StorageError as exc:
+            self.failed(exc)  # rows are stale: reloaded when the fault clears
+
     def _on_disk(self, entry_id: int) -> bool:
         """Whether the log entry ``entry_id`` is in the file (``False`` if it cannot be read)."""
         try:
@@ -315,7 +314,7 @@ class InstanceStore:
         try:
             self.commit_deferred()
         except StorageError:
-            pass  # `failed` told the engine; the entries are lost, as in a crash
+            pass  # `failed` told the engine; the entries stay held until the fault clears
 
     def rollback_closed(self) -> bool:
         """Whether the end of the current rollback phase (its outcome) is logged already."""
