@@ -348,7 +348,10 @@ class InstanceEngine:
 
     def _mark_running(self) -> None:
         now = self.clock.now_ms()
-        with self.store.transaction():
+        # Held, as a step's result is: committed with what comes next (the first step's
+        # start, mostly), before anything could depend on it. A crash before that leaves
+        # the instance queued, and it starts again from the top, as it would anyway.
+        with self.store.deferred():
             first = self.meta.started is None
             # A pause asked for before a crash still waits for the step to finish.
             status = S.WAITING_FOR_PAUSE if self.meta.pause_requested else S.RUNNING

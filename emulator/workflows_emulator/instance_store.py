@@ -80,8 +80,14 @@ class _StoreTransaction:
         store = self._store
         failed = exc_type is not None
         try:
-            if self._outer and not failed and store._pending:
-                store._flush()
+            if self._outer and not failed:
+                if store._held_meta is not None:
+                    if store._meta_put:  # superseded by this transaction's own
+                        store._held_meta = None
+                    else:
+                        store._storage.put("meta", store._held_meta)
+                if store._pending:
+                    store._flush()
             self._storage_tx.__exit__(exc_type, None, None)
         except BaseException as exc:
             failed = True
@@ -93,9 +99,11 @@ class _StoreTransaction:
         finally:
             if self._outer:
                 store._in_tx = False
+                store._meta_put = False
                 if failed:
                     self._undo()
                 else:
+                    store._held_meta = None
                     store._deferred = False
                     store.commit_wanted = False
                     store._pending = []
@@ -119,12 +127,13 @@ class _StoreTransaction:
 class _DeferredAppends:
     """``with store.deferred():`` (a class: this sits on every step's hot path)."""
 
-    __slots__ = ("_marks", "_outer", "_store")
+    __slots__ = ("_held", "_marks", "_outer", "_store")
 
     def __init__(self, store: InstanceStore) -> None:
         self._store = store
         self._outer = False
         self._marks = (0, 0)
+        self._held: str | None = None
 
     def __enter__(self) -> None:
         store = self._store
@@ -133,17 +142,19 @@ class _DeferredAppends:
         self._outer = not store._in_tx
         if self._outer:
             self._marks = (len(store._pending), len(store._committed))
-            store._in_tx = True
+            self._held = store._held_meta
+            store._in_tx = store._holding = True
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if not self._outer:
             return  # inside a transaction: committed with it
         store = self._store
-        store._in_tx = False
+        store._in_tx = store._holding = False
         if exc_type is not None:  # nothing of this block happened
+            store._held_meta = self._held
             store._keep_only(*self._marks)
             return
-        if not store._pending:
+        if not store._pending and store._held_meta is None:
             return
         store._deferred = True
         if store.commit_wanted:
@@ -177,6 +188,12 @@ class InstanceStore:
         self._early: list[tuple[Any, ...]] = []
         """Entries of the open transaction `_write_pending` wrote already (kept for `_undo`)."""
         self._in_tx = False
+        self._holding = False
+        """Inside a `deferred` block (not a transaction): writes are held."""
+        self._held_meta: str | None = None
+        """The metadata a `deferred` block wrote, for the next commit."""
+        self._meta_put = False
+        """Whether the open transaction wrote the metadata itself (newer than any held)."""
         self._flush_scheduled = False
         self.commit_wanted = False
         """Set by `want_commit`: entries `deferred` would keep are committed at once."""
@@ -229,7 +246,7 @@ class InstanceStore:
             # Results deferred when the fault came are still held: they are written first,
             # with the ids they were given.
             self._next_id = max(self._read_next_id(),
-                                self._pending[-1][0] + 1 if self._deferred else 0)
+                                self._pending[-1][0] + 1 if self._pending else 0)
             self.commit_deferred()
             self.load()
         except StorageError:
@@ -267,7 +284,7 @@ class InstanceStore:
         fault, for `clear_fault`); drop the rest and rebuild the rows from the file."""
         self._pending = self._pending[:entries]
         self._committed = self._committed[:callbacks]
-        self._deferred = bool(entries)
+        self._deferred = bool(entries) or self._held_meta is not None
         try:
             self.commit_deferred()
             self.load()  # what was folded in memory did not happen
@@ -353,6 +370,7 @@ class InstanceStore:
             except StorageError:
                 pass  # as a crash would: the entries are lost, the state on disk is whole
         self._deferred = False
+        self._held_meta = None
         self._storage.close()
 
     def transaction(self) -> _StoreTransaction:
@@ -365,12 +383,19 @@ class InstanceStore:
         """The instance's metadata, or ``None`` if it was never written."""
         if self._unwritten:
             return None
+        if self._held_meta is not None:
+            return InstanceMeta.from_json(self._held_meta)
         data = self._storage.get("meta")
         return None if data is None else InstanceMeta.from_json(data)
 
     def write_meta(self, meta: InstanceMeta) -> None:
-        """Persist ``meta`` (inside a transaction)."""
-        self._storage.put("meta", meta.to_json())
+        """Persist ``meta`` (inside a transaction, or held by a `deferred` block until the
+        next commit, as its entries are)."""
+        if self._holding:
+            self._held_meta = meta.to_json()
+        else:
+            self._storage.put("meta", meta.to_json())
+            self._meta_put = True
 
     def alarm(self) -> float | None:
         """When the instance's wake-up is due (epoch ms), if one is set."""
@@ -387,6 +412,7 @@ class InstanceStore:
     def erase(self) -> None:
         """Erase everything (what a create that crashed before it was indexed left)."""
         self._pending, self._early, self._deferred = [], [], False
+        self._held_meta = None
         self._storage.delete_all()
         self.rows = {}
         self._next_id = 1

@@ -8,6 +8,7 @@ run waiting on anything, the instance's end, a read of the log, the store's rele
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ import pytest
 from workflows_emulator import Emulator
 from workflows_emulator.durable_object import DurableObjectNamespace, StorageHooks, install_hooks
 from workflows_emulator.errors import StorageError
+from workflows_emulator import output_gate
 from workflows_emulator.instance_store import InstanceStore
+from workflows_emulator.records import InstanceMeta, LogEvent
 from workflows_saga import WorkflowEntrypoint
 
 outside = asyncio.Event()
@@ -186,3 +189,89 @@ async def test_forgetting_a_step_forgets_its_deferred_result_too(tmp_path: Path)
         assert committed_events(tmp_path / "x.sqlite") == [] and store.rows == {}
     finally:
         store.close()
+
+
+class OneStep(WorkflowEntrypoint):
+    async def run(self, event: Any, step: Any) -> Any:
+        return await step.do("only", lambda: 1)
+
+
+class WaitsBeforeAnyStep(WorkflowEntrypoint):
+    before_any_step: asyncio.Event
+
+    async def run(self, event: Any, step: Any) -> Any:
+        await self.before_any_step.wait()
+        return await step.do("only", lambda: 1)
+
+
+async def test_the_running_mark_rides_on_the_first_step_start(tmp_path: Path) -> None:
+    """Created, running + first step started, finished: three commits for a one-step
+    instance (the running mark no longer has a commit of its own)."""
+    counter = CountCommits("i.sqlite")
+    previous = install_hooks(counter)
+    try:
+        async with Emulator(tmp_path) as emu:
+            inst = await emu.workflow(OneStep, name="w").create(id="i")
+            assert (await inst.wait())["status"] == "complete"
+    finally:
+        install_hooks(previous)
+    assert counter.commits == 3
+    events = [e for e, _ in committed_events(tmp_path / "instances" / "w" / "i.sqlite")]
+    assert events[:3] == ["WORKFLOW_QUEUED", "WORKFLOW_START", "STEP_START"]
+
+
+async def test_the_running_mark_is_on_disk_once_the_run_waits_on_anything(
+        tmp_path: Path) -> None:
+    WaitsBeforeAnyStep.before_any_step = asyncio.Event()
+    async with Emulator(tmp_path) as emu:
+        inst = await emu.workflow(WaitsBeforeAnyStep, name="w").create(id="i")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        path = tmp_path / "instances" / "w" / "i.sqlite"
+        conn = sqlite3.connect(path)
+        try:
+            meta = conn.execute("SELECT value FROM _kv WHERE key = 'meta'").fetchone()[0]
+        finally:
+            conn.close()
+        assert '"status": "running"' in meta
+        assert [e for e, _ in committed_events(path)] == ["WORKFLOW_QUEUED", "WORKFLOW_START"]
+        assert (await inst.status())["status"] == "running"
+        WaitsBeforeAnyStep.before_any_step.set()
+        assert (await inst.wait())["status"] == "complete"
+
+
+async def test_a_held_meta_write_is_committed_by_the_next_transaction(tmp_path: Path) -> None:
+    def meta(version: int) -> InstanceMeta:
+        return InstanceMeta("i", "w", {"v": version}, 0.0)
+
+    def committed_params() -> Any:
+        conn = sqlite3.connect(tmp_path / "i.sqlite")
+        try:
+            return json.loads(conn.execute("SELECT value FROM _kv").fetchone()[0])["params"]
+        finally:
+            conn.close()
+
+    ns = DurableObjectNamespace(tmp_path)
+    store = InstanceStore.open(ns, "i")
+    try:
+        with store.transaction():
+            store.write_meta(meta(1))
+        with store.deferred():
+            store.write_meta(meta(2))
+        assert committed_params() == {"v": 1}  # held: not on disk yet
+        assert output_gate.holds(store)
+        with store.transaction():
+            store.append(LogEvent.EVENT_RECEIVED, 1.0)
+        assert committed_params() == {"v": 2}
+        # A newer write in the transaction that carries a held one wins.
+        with store.deferred():
+            store.write_meta(meta(3))
+        with store.transaction():
+            store.write_meta(meta(4))
+        assert committed_params() == {"v": 4}
+        # Held and then closed: written on the way out.
+        with store.deferred():
+            store.write_meta(meta(5))
+    finally:
+        store.close()
+    assert committed_params() == {"v": 5}
