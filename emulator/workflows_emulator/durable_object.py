@@ -230,6 +230,9 @@ class OpenFiles:
 
 
 _TEMPLATES: dict[tuple[str, int], bytes] = {}
+_FOLDERS_MADE: set[Path] = set()
+"""Folders of objects this process made (no ``mkdir`` per new object: a file taken from
+`PreparedFiles` lands in an existing folder, else the template write makes it again)."""
 _BASE_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS _kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS _alarm (id INTEGER PRIMARY KEY CHECK (id = 0), at REAL NOT NULL);")
@@ -650,12 +653,17 @@ class DurableObjectStorage:
         self._uri: str | None = None
         if self.is_new and (read_only or not create):
             raise StorageError(self.path, "the state file does not exist")
-        if self.is_new:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise storage_error(self.path, exc) from exc
+        if self.is_new and self.path.parent not in _FOLDERS_MADE:
+            self._make_folder()
         self._conn: Any = self._connect(schema, version)
+
+    def _make_folder(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(self.path, exc) from exc
+        if len(_FOLDERS_MADE) < 1024:
+            _FOLDERS_MADE.add(self.path.parent)
 
     # -- connections --------------------------------------------------------------------
 
@@ -721,6 +729,8 @@ class DurableObjectStorage:
     def _write_template(self, schema: str, version: int) -> None:
         """Create the file from the template (refusing to overwrite one made meanwhile)."""
         data = _template(schema, version)
+        if not self.path.parent.is_dir():  # removed since this process last made it
+            self._make_folder()
         try:
             if not self.path.exists():  # companions left by a removal cut off go first: a
                 _unlink_companions(self.path)  # kill between the two never pairs them with it

@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from workflows_emulator import Emulator
+from workflows_emulator import Emulator, output_gate
 from workflows_emulator.durable_object import DurableObjectNamespace, StorageHooks, install_hooks
 from workflows_emulator.errors import StorageError
-from workflows_emulator import output_gate
 from workflows_emulator.instance_store import InstanceStore
 from workflows_emulator.records import InstanceMeta, LogEvent
 from workflows_saga import WorkflowEntrypoint

@@ -320,3 +320,28 @@ def test_a_reused_wal_is_empty_and_on_disk_before_it_is_lent_again(
     finally:
         second.close()
         pool.close()
+
+
+@pytest.mark.parametrize("pooled", [True, False])
+def test_a_folder_removed_after_its_first_object_is_made_again(tmp_path: Path,
+                                                               pooled: bool) -> None:
+    """The folder of a namespace is made once per process; removed behind its back (a state
+    directory wiped between runs), the next new object makes it again."""
+    pool = _pool(tmp_path) if pooled else None
+    folder = tmp_path / "objects"
+    ns = DurableObjectNamespace(folder, prepared=pool)
+    try:
+        ns.open("a", SCHEMA, SCHEMA_VERSION).close()
+        for path in sorted(folder.iterdir(), reverse=True):
+            path.unlink()
+        folder.rmdir()
+        storage = ns.open("b", SCHEMA, SCHEMA_VERSION)
+        try:
+            storage.put("k", "v")
+        finally:
+            storage.close()
+        assert (folder / "b.sqlite").is_file()
+        assert not (folder / "a.sqlite").exists()
+    finally:
+        if pool is not None:
+            pool.close()
