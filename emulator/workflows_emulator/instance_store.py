@@ -133,7 +133,7 @@ class _DeferredAppends:
         self._store = store
         self._outer = False
         self._marks = (0, 0)
-        self._held: str | None = None
+        self._held: dict[str, Any] | None = None
 
     def __enter__(self) -> None:
         store = self._store
@@ -190,7 +190,7 @@ class InstanceStore:
         self._in_tx = False
         self._holding = False
         """Inside a `deferred` block (not a transaction): writes are held."""
-        self._held_meta: str | None = None
+        self._held_meta: dict[str, Any] | None = None
         """The metadata a `deferred` block wrote, for the next commit."""
         self._meta_put = False
         """Whether the open transaction wrote the metadata itself (newer than any held)."""
