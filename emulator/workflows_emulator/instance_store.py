@@ -81,11 +81,10 @@ class _StoreTransaction:
         failed = exc_type is not None
         try:
             if self._outer and not failed:
-                if store._held_meta is not None:
-                    if store._meta_put:  # superseded by this transaction's own
-                        store._held_meta = None
-                    else:
-                        store._storage.put("meta", store._held_meta)
+                # A held write superseded by this transaction's own is dropped only once the
+                # commit succeeds (below): if it fails, the held one is still owed.
+                if store._held_meta is not None and not store._meta_put:
+                    store._storage.put("meta", store._held_meta)
                 if store._pending:
                     store._flush()
             self._storage_tx.__exit__(exc_type, None, None)
@@ -383,7 +382,7 @@ class InstanceStore:
         """The instance's metadata, or ``None`` if it was never written."""
         if self._unwritten:
             return None
-        if self._held_meta is not None:
+        if self._held_meta is not None and not self._meta_put:
             return InstanceMeta.from_json(self._held_meta)
         data = self._storage.get("meta")
         return None if data is None else InstanceMeta.from_json(data)

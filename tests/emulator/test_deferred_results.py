@@ -274,3 +274,40 @@ async def test_a_held_meta_write_is_committed_by_the_next_transaction(tmp_path: 
     finally:
         store.close()
     assert committed_params() == {"v": 5}
+
+
+async def test_a_held_meta_write_survives_a_failed_transaction_that_superseded_it(
+        tmp_path: Path) -> None:
+    # The newer write is rolled back with its transaction, so the held one is still owed:
+    # it is written once the fault clears (losing it would leave the instance "queued").
+    def meta(version: int) -> InstanceMeta:
+        return InstanceMeta("i", "w", {"v": version}, 0.0)
+
+    def committed_params() -> Any:
+        conn = sqlite3.connect(tmp_path / "i.sqlite")
+        try:
+            return json.loads(conn.execute("SELECT value FROM _kv").fetchone()[0])["params"]
+        finally:
+            conn.close()
+
+    hooks = FailNextCommit()
+    previous = install_hooks(hooks)
+    store = InstanceStore.open(DurableObjectNamespace(tmp_path), "i")
+    try:
+        with store.transaction():
+            store.write_meta(meta(1))
+        with store.deferred():
+            store.write_meta(meta(2))
+            store.append(LogEvent.EVENT_RECEIVED, 1.0)
+        hooks.armed = True
+        with pytest.raises(StorageError, match="full"), store.transaction():
+            store.write_meta(meta(3))
+            assert store.read_meta().params == {"v": 3}  # the transaction sees its own write
+        assert store.fault is not None
+        assert committed_params() == {"v": 1}
+        store.clear_fault()
+        assert committed_params() == {"v": 2}
+        assert store.read_meta().params == {"v": 2}
+    finally:
+        install_hooks(previous)
+        store.close()
