@@ -23,6 +23,8 @@ from .durable_object import storage_error
 from .errors import StateDirectoryBusy, StorageError
 
 LOCK_NAME = "lock"
+TEXT_WAIT = 2.0
+"""Seconds a contender waits for a new holder to write who it is before calling it unknown."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def _read_holder(fd: int) -> Holder:
         return Holder(int(info["pid"]), str(info.get("command", "")), float(info["since"]),
                       info.get("server"))
     except (ValueError, KeyError, TypeError):
-        return Holder(None, "", None)  # caught between its truncate and its write
+        return Holder(None, "", None)  # caught between its flock and its write
 
 
 class StateLock:
@@ -103,15 +105,23 @@ class StateLock:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise storage_error(path, exc) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = _read_holder(fd)
-            os.close(fd)
-            raise StateDirectoryBusy(_busy_message(state_dir, other)) from None
-        except BaseException:
-            os.close(fd)
-            raise
+        # A holder writes who it is just after taking the flock: a contender that arrives in
+        # between finds no text, so it tries again for a moment (the lock may also be let go).
+        deadline = time.monotonic() + TEXT_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                other = _read_holder(fd)
+                if other.pid is None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    continue
+                os.close(fd)
+                raise StateDirectoryBusy(_busy_message(state_dir, other)) from None
+            except BaseException:
+                os.close(fd)
+                raise
         info: dict[str, object] = {"pid": os.getpid(), "command": command or _this_command(),
                                    "since": time.time(), "server": None}
         lock = cls(state_dir, fd, info)
@@ -132,8 +142,9 @@ class StateLock:
             return
         data = json.dumps(self._info).encode()
         with contextlib.suppress(OSError):  # the text is informative; the flock is the lock
-            os.ftruncate(self._fd, 0)
+            # Written over the old text, then cut to length: never an empty file meanwhile.
             os.pwrite(self._fd, data, 0)
+            os.ftruncate(self._fd, len(data))
 
     def release(self) -> None:
         """Let go of the directory (idempotent)."""
