@@ -62,11 +62,27 @@ def install_hooks(hooks: StorageHooks | None) -> StorageHooks | None:
 class SqlCursor:
     """The result of `SqlStorage.exec`: rows as dicts, like the Durable Objects cursor."""
 
+    __slots__ = ("_columns", "_cursor")
+
     def __init__(self, cursor: sqlite3.Cursor) -> None:
+        # The fields are read from the cursor when asked for (a step's INSERT asks for none).
         self._cursor = cursor
-        self.column_names: list[str] = [d[0] for d in cursor.description or ()]
-        self.rows_written = cursor.rowcount if cursor.rowcount > 0 else 0
-        self.last_row_id = cursor.lastrowid
+        self._columns: list[str] | None = None
+
+    @property
+    def column_names(self) -> list[str]:
+        if self._columns is None:
+            self._columns = [d[0] for d in self._cursor.description or ()]
+        return self._columns
+
+    @property
+    def rows_written(self) -> int:
+        count = self._cursor.rowcount
+        return count if count > 0 else 0
+
+    @property
+    def last_row_id(self) -> int | None:
+        return self._cursor.lastrowid
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for row in self._cursor:
