@@ -239,74 +239,67 @@ async def test_the_running_mark_is_on_disk_once_the_run_waits_on_anything(
         assert (await inst.wait())["status"] == "complete"
 
 
+def _meta(version: int) -> InstanceMeta:
+    return InstanceMeta("i", "w", {"v": version}, 0.0)
+
+
+def _committed_params(folder: Path) -> Any:
+    """The params of the metadata committed to ``folder``'s instance file ``i``."""
+    conn = sqlite3.connect(folder / "i.sqlite")
+    try:
+        return json.loads(conn.execute("SELECT value FROM _kv").fetchone()[0])["params"]
+    finally:
+        conn.close()
+
+
 async def test_a_held_meta_write_is_committed_by_the_next_transaction(tmp_path: Path) -> None:
-    def meta(version: int) -> InstanceMeta:
-        return InstanceMeta("i", "w", {"v": version}, 0.0)
-
-    def committed_params() -> Any:
-        conn = sqlite3.connect(tmp_path / "i.sqlite")
-        try:
-            return json.loads(conn.execute("SELECT value FROM _kv").fetchone()[0])["params"]
-        finally:
-            conn.close()
-
     ns = DurableObjectNamespace(tmp_path)
     store = InstanceStore.open(ns, "i")
     try:
         with store.transaction():
-            store.write_meta(meta(1))
+            store.write_meta(_meta(1))
         with store.deferred():
-            store.write_meta(meta(2))
-        assert committed_params() == {"v": 1}  # held: not on disk yet
+            store.write_meta(_meta(2))
+        assert _committed_params(tmp_path) == {"v": 1}  # held: not on disk yet
         assert output_gate.holds(store)
         with store.transaction():
             store.append(LogEvent.EVENT_RECEIVED, 1.0)
-        assert committed_params() == {"v": 2}
+        assert _committed_params(tmp_path) == {"v": 2}
         # A newer write in the transaction that carries a held one wins.
         with store.deferred():
-            store.write_meta(meta(3))
+            store.write_meta(_meta(3))
         with store.transaction():
-            store.write_meta(meta(4))
-        assert committed_params() == {"v": 4}
+            store.write_meta(_meta(4))
+        assert _committed_params(tmp_path) == {"v": 4}
         # Held and then closed: written on the way out.
         with store.deferred():
-            store.write_meta(meta(5))
+            store.write_meta(_meta(5))
     finally:
         store.close()
-    assert committed_params() == {"v": 5}
+    assert _committed_params(tmp_path) == {"v": 5}
 
 
 async def test_a_held_meta_write_survives_a_failed_transaction_that_superseded_it(
         tmp_path: Path) -> None:
     # The newer write is rolled back with its transaction, so the held one is still owed:
     # it is written once the fault clears (losing it would leave the instance "queued").
-    def meta(version: int) -> InstanceMeta:
-        return InstanceMeta("i", "w", {"v": version}, 0.0)
-
-    def committed_params() -> Any:
-        conn = sqlite3.connect(tmp_path / "i.sqlite")
-        try:
-            return json.loads(conn.execute("SELECT value FROM _kv").fetchone()[0])["params"]
-        finally:
-            conn.close()
-
     hooks = FailNextCommit()
     previous = install_hooks(hooks)
     store = InstanceStore.open(DurableObjectNamespace(tmp_path), "i")
     try:
         with store.transaction():
-            store.write_meta(meta(1))
+            store.write_meta(_meta(1))
         with store.deferred():
-            store.write_meta(meta(2))
+            store.write_meta(_meta(2))
             store.append(LogEvent.EVENT_RECEIVED, 1.0)
         hooks.armed = True
         with pytest.raises(StorageError, match="full"), store.transaction():
-            store.write_meta(meta(3))
+            store.write_meta(_meta(3))
             assert store.read_meta().params == {"v": 3}  # the transaction sees its own write
         assert store.fault is not None
-        assert committed_params() == {"v": 1}
+        assert _committed_params(tmp_path) == {"v": 1}
         store.clear_fault()
-        assert committed_params() == {"v": 2}
+        assert _committed_params(tmp_path) == {"v": 2}
         assert store.read_meta().params == {"v": 2}
     finally:
         install_hooks(previous)
