@@ -72,13 +72,52 @@ def holder(state_dir: Path) -> Holder | None:
         os.close(fd)
 
 
+UNKNOWN = Holder(None, "", None)
+"""A holder that has not said who it is yet (caught between its flock and its write)."""
+
+
 def _read_holder(fd: int) -> Holder:
+    """The holder the lock file names, or `UNKNOWN` if its text is missing, torn, or left
+    by a process that has died (killed before it could empty the file: its successor has
+    taken the flock but not yet written)."""
     try:
         info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        return Holder(int(info["pid"]), str(info.get("command", "")), float(info["since"]),
-                      info.get("server"))
+        named = Holder(int(info["pid"]), str(info.get("command", "")), float(info["since"]),
+                       info.get("server"))
     except (ValueError, KeyError, TypeError):
-        return Holder(None, "", None)  # caught between its flock and its write
+        return UNKNOWN
+    return named if _alive(named.pid) else UNKNOWN
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def _take(fd: int, deadline: float) -> Holder | None:
+    """Take the flock on ``fd``: ``None`` once taken, else who holds it.
+
+    A holder writes who it is just after taking the flock, so a contender that arrives in
+    between finds no text (or a dead predecessor's): it tries again until ``deadline``, since
+    the holder may also let go meanwhile.
+    """
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return None
+        except BlockingIOError:
+            pass
+        other = _read_holder(fd)
+        if other.pid is not None or time.monotonic() >= deadline:
+            return other
+        time.sleep(0.01)
 
 
 class StateLock:
@@ -105,23 +144,14 @@ class StateLock:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise storage_error(path, exc) from exc
-        # A holder writes who it is just after taking the flock: a contender that arrives in
-        # between finds no text, so it tries again for a moment (the lock may also be let go).
-        deadline = time.monotonic() + TEXT_WAIT
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                other = _read_holder(fd)
-                if other.pid is None and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                    continue
-                os.close(fd)
-                raise StateDirectoryBusy(_busy_message(state_dir, other)) from None
-            except BaseException:
-                os.close(fd)
-                raise
+        try:
+            busy = _take(fd, time.monotonic() + TEXT_WAIT)
+        except BaseException:
+            os.close(fd)
+            raise
+        if busy is not None:
+            os.close(fd)
+            raise StateDirectoryBusy(_busy_message(state_dir, busy))
         info: dict[str, object] = {"pid": os.getpid(), "command": command or _this_command(),
                                    "since": time.time(), "server": None}
         lock = cls(state_dir, fd, info)
