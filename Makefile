@@ -7,7 +7,7 @@ RUNTIME := .build/realruntime.stamp
 CHROMIUM ?= /usr/bin/chromium
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-fast test-matrix lint bench clean
+.PHONY: demo test test-fast test-matrix lint bench bench-gc clean
 
 $(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -52,6 +52,11 @@ lint: $(STAMP)
 ## BENCH_ARGS="--full" adds 25,000 steps and the memory of 10,000 finished instances
 bench: $(STAMP)
 	$(VPY) -m benchmarks.run $(BENCH_ARGS)
+
+## bench-gc: time inside the garbage collector and objects kept, per step (steadier than
+## wall time here); GC_ARGS="--sizes 1000,25000 --scenarios rollback"
+bench-gc: $(STAMP)
+	$(VPY) -m benchmarks.gc_cost $(GC_ARGS)
 
 clean:
 	rm -rf $(VENV) .build node_modules python_modules
