@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .scenarios import parse_sizes
+
 SCENARIOS = ("sequential", "rollback")
 
 
@@ -91,16 +93,6 @@ def _measure_in_child(scenario: str, n: int, tmp: str | None) -> dict[str, Any]:
     return result
 
 
-def _sizes(text: str) -> list[int]:
-    try:
-        values = [int(v.replace("_", "")) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError("sizes must be positive")
-    return values
-
-
 def _scenarios(text: str) -> list[str]:
     names = [v.strip() for v in text.split(",") if v.strip()]
     unknown = [v for v in names if v not in SCENARIOS]
@@ -113,7 +105,7 @@ def _scenarios(text: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.gc_cost",
                                 description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--sizes", type=_sizes, default=[1_000, 25_000], metavar="N,N,...",
+    p.add_argument("--sizes", type=parse_sizes, default=(1_000, 25_000), metavar="N,N,...",
                    help="steps per instance (default 1000,25000)")
     p.add_argument("--scenarios", type=_scenarios, default=list(SCENARIOS), metavar="NAME,...",
                    help="sequential, rollback or both (default both)")

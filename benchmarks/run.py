@@ -28,21 +28,11 @@ from pathlib import Path
 
 from . import emulator_scale, emulator_scenarios, floor, report, scenarios, wrangler_scenarios
 from .report import Report, Row
-from .scenarios import Scenario, Sizes
+from .scenarios import Scenario, Sizes, parse_sizes
 
 FLOOR_STEPS = 1_000
 FSYNC_WRITES = 50
 TIMED_KINDS = ("sequential", "rollback", "parallel", "one-by-one", "at-once", "sleep")
-
-
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v.replace("_", "")) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError("sizes must be positive")
-    return values
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,9 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="also 25,000 steps/handlers and RSS of 100 vs 10,000 finished instances (minutes)")
     p.add_argument("--repeat", type=int, default=3, help="repetitions per timed scenario (default 3)")
     p.add_argument("--no-wrangler", action="store_true", help="skip wrangler's local engine")
-    p.add_argument("--steps", type=_sizes, default=Sizes.steps, metavar="N,N,...",
+    p.add_argument("--steps", type=parse_sizes, default=Sizes.steps, metavar="N,N,...",
                    help="sizes of the sequential scenario (default 100,1000,5000)")
-    p.add_argument("--rollback-steps", type=_sizes, default=Sizes.rollback_steps, metavar="N,N,...",
+    p.add_argument("--rollback-steps", type=parse_sizes, default=Sizes.rollback_steps, metavar="N,N,...",
                    help="sizes of the rollback scenario (default 100,1000)")
     p.add_argument("--parallel", type=int, default=Sizes.parallel, help="parallel steps (default 100)")
     p.add_argument("--instances", type=int, default=Sizes.instances,

@@ -6,6 +6,7 @@ memory of 10,000 finished instances). Every scenario has the same meaning on eac
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,6 +17,17 @@ Floor = Literal["2 commits", "new file"]
 MINIFLARE_STEP_LIMIT = 10_000
 SLEEP_REASON = "its sleeps take real time: 30 days"
 SCALE_REASON = "not measured on the local engine"
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """``"100,1_000"`` -> ``(100, 1000)``: a command line's list of sizes (argparse ``type``)."""
+    try:
+        values = tuple(int(v.replace("_", "")) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("sizes must be positive")
+    return values
 
 
 @dataclass(frozen=True)

@@ -82,15 +82,15 @@ def _read_holder(fd: int) -> Holder:
     taken the flock but not yet written)."""
     try:
         info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        named = Holder(int(info["pid"]), str(info.get("command", "")), float(info["since"]),
-                       info.get("server"))
+        pid = int(info["pid"])
+        named = Holder(pid, str(info.get("command", "")), float(info["since"]), info.get("server"))
     except (ValueError, KeyError, TypeError):
         return UNKNOWN
-    return named if _alive(named.pid) else UNKNOWN
+    return named if _alive(pid) else UNKNOWN
 
 
-def _alive(pid: int | None) -> bool:
-    if pid is None or pid <= 0:
+def _alive(pid: int) -> bool:
+    if pid <= 0:
         return False
     try:
         os.kill(pid, 0)
