@@ -299,9 +299,8 @@ class Workflow:
             raise WorkflowError(f"batchCreate takes at most {MAX_BATCH} instances, got {len(items)}")
         self._catalog.registration(self.name)
         prepared = self._validated(items, single)
-        with self._catalog.creating():
-            for instance_id, params in prepared:
-                self._catalog.create(self.name, instance_id, params)
+        for instance_id, params in prepared:
+            self._catalog.create(self.name, instance_id, params)
         return [self._handle(instance_id) for instance_id, _ in prepared]
 
     def _validated(self, items: list[Mapping[str, Any]], single: bool) -> list[tuple[str, Any]]:
@@ -313,11 +312,13 @@ class Workflow:
             if unknown:
                 raise WorkflowError(f"unknown create option(s) {sorted(unknown)}: use id, params")
             given = item.get("id")
-            instance_id = validate_instance_id(str(uuid.uuid4()) if given is None else given)
             params = item.get("params")
             params = {} if params is None else params
             encode_value(params, what="params")
-            if instance_id in seen or self._catalog.exists(self.name, instance_id):
+            # A random UUID is valid and no instance has it: neither is checked.
+            instance_id = str(uuid.uuid4()) if given is None else validate_instance_id(given)
+            if given is not None and (instance_id in seen
+                                      or self._catalog.exists(self.name, instance_id)):
                 if single:
                     raise WorkflowError(f'Workflow instance with id "{instance_id}" already exists')
                 continue

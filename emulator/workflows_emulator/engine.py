@@ -119,14 +119,19 @@ class InstanceEngine:
 
     # == lifecycle ================================================================================
 
-    def create(self, params: Any, now: float) -> None:
-        """Persist a new instance as ``queued``."""
+    def create(self, params: Any, now: float, committed: Callable[[], None]) -> None:
+        """Persist a new instance as ``queued``; ``committed`` is called once it is on disk.
+
+        Committed before `create` returns, in a transaction of its own: a creation the
+        caller was told of survives a crash, and the run starts after the caller resumes.
+        """
         if not self.store.is_new:  # left by a create that crashed before it was indexed
             self.store.erase()
         self.meta = InstanceMeta(self.id, self.workflow, params, now)
         with self.store.transaction():
             self.store.write_meta(self.meta)
             self.store.append(LogEvent.WORKFLOW_QUEUED, now)
+            self.store.when_committed(committed)
         self.steps.reloaded()  # the rows were folded as they were appended
         self._fresh = True
         self._alarm_clear = True  # a new (or erased) file has none

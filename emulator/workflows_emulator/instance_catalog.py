@@ -7,7 +7,7 @@ store, indexed in the `InstanceIndex`, hosted by the `Scheduler`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -127,8 +127,9 @@ class InstanceCatalog:
         return list(self._workflows)
 
     def exists(self, workflow: str, instance_id: str) -> bool:
-        """Whether instance ``instance_id`` of ``workflow`` exists."""
-        return self._index.exists(workflow, instance_id)
+        """Whether instance ``instance_id`` of ``workflow`` exists (an engine in memory has
+        an instance, indexed or about to be)."""
+        return (workflow, instance_id) in self._engines or self._index.exists(workflow, instance_id)
 
     def engine(self, workflow: str, instance_id: str) -> InstanceEngine:
         """The engine of an existing instance; `InstanceNotFoundError` if there is none."""
@@ -184,17 +185,19 @@ class InstanceCatalog:
                 old.store.release()  # closed in the background, as any idle file
                 old.store.close()
 
-    def creating(self) -> contextlib.AbstractContextManager[object]:
-        """Index the instances created inside in one commit."""
-        return self._index.batch()
-
     def create(self, workflow: str, instance_id: str, params: Any) -> InstanceEngine:
-        """Persist and index a new instance, and start it."""
+        """Persist a new instance and start it; it is indexed once its creation is committed
+        (the index may lag the instance files, never lead them), with the statuses."""
         engine = self._open(workflow, instance_id, create=True)
         self._scheduler.modifiers.created(workflow, instance_id)
         now = self._scheduler.clock.now_ms()
-        engine.create(params, now)
-        self._index.add(workflow, instance_id, InstanceStatus.QUEUED, now)
+        try:
+            engine.create(params, now, functools.partial(
+                self._index.add, workflow, instance_id, InstanceStatus.QUEUED, now))
+        except BaseException:  # not created: no engine stays to say it exists
+            self._engines.pop((workflow, instance_id), None)
+            engine.store.close()
+            raise
         engine.start()
         return engine
 

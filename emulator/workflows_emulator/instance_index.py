@@ -156,6 +156,8 @@ class InstanceIndex:
         self.path = state_dir / INDEX_NAME
         self._pending: dict[tuple[str, str], tuple[str, float]] = {}
         """Statuses not written yet (coalesced, or because a write failed)."""
+        self._added: dict[tuple[str, str], float] = {}
+        """Instances created and not indexed yet: when each was created (its status pending)."""
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flush_loop: asyncio.AbstractEventLoop | None = None
         try:
@@ -221,18 +223,17 @@ class InstanceIndex:
     # -- the cache ------------------------------------------------------------------------
 
     def exists(self, workflow: str, instance_id: str) -> bool:
-        """Whether ``instance_id`` of ``workflow`` is indexed."""
-        return bool(self._storage.sql.exec(
+        """Whether ``instance_id`` of ``workflow`` is indexed (or about to be)."""
+        return (workflow, instance_id) in self._added or bool(self._storage.sql.exec(
             "SELECT 1 FROM instances WHERE workflow = ? AND id = ?", workflow, instance_id
         ).raw())
 
-    def batch(self) -> contextlib.AbstractContextManager[object]:
-        """Group the writes inside into one commit (a batch of creates)."""
-        return self._storage.transaction()
-
     def add(self, workflow: str, instance_id: str, status: str, now: float) -> None:
-        """Index a newly created instance."""
-        self._insert(workflow, instance_id, status, now, now, None)
+        """Index a newly created instance (once its creation is committed); written with
+        the statuses, within `STATUS_DELAY_S` (an open reconciles what a crash left out)."""
+        self._added[(workflow, instance_id)] = now
+        self._pending[(workflow, instance_id)] = (str(status), now)
+        self._flush_later()
 
     def set_status(self, workflow: str, instance_id: str, status: str, now: float) -> None:
         """Record an instance's new status; written with others within `STATUS_DELAY_S`.
@@ -242,6 +243,9 @@ class InstanceIndex:
         see pending statuses at once; other processes within `STATUS_DELAY_S`.
         """
         self._pending[(workflow, instance_id)] = (str(status), now)
+        self._flush_later()
+
+    def _flush_later(self) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -264,15 +268,22 @@ class InstanceIndex:
     def _flush_pending(self) -> None:
         if not self._pending:
             return
+        added = self._added
         with self._storage.transaction():
             for (workflow, instance_id), (status, now) in self._pending.items():
-                self._storage.sql.exec(
-                    "UPDATE instances SET status = ?, modified = ?, problem = NULL "
-                    "WHERE workflow = ? AND id = ?", status, now, workflow, instance_id)
+                created = added.get((workflow, instance_id))
+                if created is not None:
+                    self._insert(workflow, instance_id, status, created, now, None)
+                else:
+                    self._storage.sql.exec(
+                        "UPDATE instances SET status = ?, modified = ?, problem = NULL "
+                        "WHERE workflow = ? AND id = ?", status, now, workflow, instance_id)
         self._pending.clear()
+        added.clear()
 
     def mark_damaged(self, workflow: str, instance_id: str, problem: str) -> None:
         """Record that the instance's file cannot be read (listed as ``unknown``)."""
+        self.flush()  # an instance not indexed yet is first
         with contextlib.suppress(StorageError):
             self._storage.sql.exec(
                 "UPDATE instances SET status = ?, problem = ? WHERE workflow = ? AND id = ?",
@@ -281,6 +292,7 @@ class InstanceIndex:
     def remove(self, workflow: str, instance_id: str) -> None:
         """Forget a deleted instance."""
         self._pending.pop((workflow, instance_id), None)
+        self._added.pop((workflow, instance_id), None)
         self._storage.sql.exec(
             "DELETE FROM instances WHERE workflow = ? AND id = ?", workflow, instance_id)
 

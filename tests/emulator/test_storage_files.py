@@ -73,6 +73,50 @@ def test_the_index_lists_and_reports_unfinished_instances(tmp_path: Path) -> Non
     index.close()  # closing twice is harmless
 
 
+def _indexed(state: Path) -> list[tuple[str, str, float, float]]:
+    """The index as another connection sees it (what is committed)."""
+    conn = sqlite3.connect(state / "index.sqlite")
+    try:
+        return conn.execute("SELECT id, status, created, modified FROM instances ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+async def test_new_instances_are_indexed_with_the_statuses_in_one_commit(tmp_path: Path) -> None:
+    """A creation is indexed after its own commit, with the status changes made meanwhile
+    (one index commit for many instances), and is known at once in this process."""
+    index = InstanceIndex(tmp_path)
+    try:
+        index.add("wf", "a", "queued", 1.0)
+        index.set_status("wf", "a", "running", 2.0)
+        index.add("wf", "b", "queued", 3.0)
+        assert _indexed(tmp_path) == []  # not written yet: the index may lag, never lead
+        assert index.exists("wf", "a") and index.exists("wf", "b")
+        assert [(r["id"], r["status"]) for r in index.list("wf")] == [("a", "running"),
+                                                                      ("b", "queued")]
+        assert _indexed(tmp_path) == [("a", "running", 1.0, 2.0), ("b", "queued", 3.0, 3.0)]
+        index.add("wf", "c", "queued", 4.0)
+        index.remove("wf", "c")  # deleted before it was written: never written
+        index.flush()
+        assert [row[0] for row in _indexed(tmp_path)] == ["a", "b"]
+    finally:
+        index.close()
+
+
+async def test_an_instance_is_listed_and_found_as_soon_as_create_returns(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    async with Emulator(state) as emu:
+        wf = emu.workflow(Once, name="once")
+        inst = await wf.create(id="first")
+        assert (await wf.get("first")).id == "first"
+        with pytest.raises(EmulatorError, match="already exists"):
+            await wf.create(id="first")
+        assert [r["id"] for r in await wf.list()] == ["first"]
+        assert [row[0] for row in _indexed(state)] == ["first"]
+        await inst.wait()
+    assert [row[:2] for row in _indexed(state)] == [("first", "complete")]
+
+
 async def test_the_ready_queue_assumption_holds_on_this_python() -> None:
     loop = asyncio.get_running_loop()
     await asyncio.sleep(0)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from workflows_emulator import DamagedStateError, Emulator, StorageError
+from workflows_emulator import DamagedStateError, Emulator, InstanceNotFoundError, StorageError
 from workflows_emulator.durable_object import StorageHooks, install_hooks
 from workflows_saga import NonRetryableError, WorkflowEntrypoint
 
@@ -139,6 +139,21 @@ async def test_an_io_error_names_the_cause(tmp_path: Path) -> None:
             assert not isinstance(caught.value, DamagedStateError)
             fault.on = False
         assert (await inst.wait())["status"] == "complete"
+
+
+async def test_a_creation_that_cannot_be_committed_leaves_no_instance(tmp_path: Path) -> None:
+    """create() raises, the id is free (not found, not listed, not indexed later), and the
+    same create succeeds once the disk is back."""
+    async with Emulator(tmp_path / "state") as emu:
+        wf = emu.workflow(Saga, name="saga")
+        with hooks(FailCommits(after=0)), pytest.raises(StorageError, match="the disk is full"):
+            await wf.create(id="c", params={})
+        with pytest.raises(InstanceNotFoundError):
+            await wf.get("c")
+        assert await wf.list() == []
+        inst = await wf.create(id="c", params={})
+        assert (await inst.wait())["status"] == "complete"
+        assert [r["id"] for r in await wf.list()] == ["c"]
 
 
 # -- a real small filesystem ------------------------------------------------------------------
