@@ -8,7 +8,7 @@ what it rebuilds after a crash cannot drift apart. Rows hold decoded values.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from workflows_saga.backend import ErrorRecord
@@ -49,7 +49,7 @@ def step_key(kind: str, name: str, count: int) -> str:
 
 @dataclass(slots=True)
 class AttemptRow:
-    """One attempt of a step or rollback handler."""
+    """One attempt of a step or rollback handler (as `StepRow.attempt_log` shows it)."""
 
     number: int
     started_at: float
@@ -57,6 +57,16 @@ class AttemptRow:
     state: str = "running"
     error: ErrorRecord | None = None
     retry_delay_ms: float | None = None
+
+
+Attempt = tuple[int, float, float | None, str, ErrorRecord | None, float | None]
+"""An attempt as a row keeps it: `AttemptRow`'s fields, in order, as a plain tuple.
+
+A row lives as long as its instance (25,000 of them at Cloudflare's step limit): the cyclic
+garbage collector walks every object that could hold a reference, at each full collection.
+A tuple of numbers, strings and ``None`` is one it stops tracking (an object per attempt,
+and a list per row, were two thirds of what a plain step kept alive for it)."""
+_ATTEMPT_STATE = 3
 
 
 @dataclass(slots=True)
@@ -77,7 +87,8 @@ class StepRow:
     started_at: float | None = None
     ended_at: float | None = None
     wake_at: float | None = None
-    attempt_log: list[AttemptRow] = field(default_factory=list)
+    attempts_kept: tuple[Attempt, ...] = ()
+    """Every attempt, oldest first (see `Attempt`; read them as `attempt_log`)."""
     label: str = ""
     """``"<name>-<count>"``, as Workflows shows steps (a handler shows its step's)."""
 
@@ -97,14 +108,30 @@ class StepRow:
         return replace(self, output=REDACTED)
 
     @property
+    def attempt_log(self) -> list[AttemptRow]:
+        """Every attempt, oldest first (new objects at each read: changing them changes
+        nothing)."""
+        return [AttemptRow(*attempt) for attempt in self.attempts_kept]
+
+    @property
     def attempts(self) -> int:
         """How many attempts have started."""
-        return len(self.attempt_log)
+        return len(self.attempts_kept)
 
     @property
     def attempt_open(self) -> bool:
         """Whether an attempt started and has not ended (in flight, or cut off by a crash)."""
-        return bool(self.attempt_log) and self.attempt_log[-1].state == "running"
+        kept = self.attempts_kept
+        return bool(kept) and kept[-1][_ATTEMPT_STATE] == "running"
+
+    def _end_attempt(self, state: str, ts: float | None, error: ErrorRecord | None = None,
+                     retry_delay_ms: float | None = None) -> None:
+        """The last attempt ended (``ts`` None: keep its end time)."""
+        kept = self.attempts_kept
+        number, started, ended, _, old_error, old_delay = kept[-1]
+        if ts is not None:
+            ended, old_error, old_delay = ts, error, retry_delay_ms
+        self.attempts_kept = (*kept[:-1], (number, started, ended, state, old_error, old_delay))
 
 
 def fold(rows: dict[str, StepRow], event: str, key: str | None, ts: float,
@@ -141,18 +168,16 @@ def fold(rows: dict[str, StepRow], event: str, key: str | None, ts: float,
 def _fold_transition(row: StepRow, role: int, ts: float, attempt: int | None,
                      data: dict[str, Any]) -> None:
     if role == _ATTEMPT_START:
-        row.attempt_log.append(AttemptRow(attempt or row.attempts + 1, ts))
+        kept = row.attempts_kept
+        row.attempts_kept = (*kept, (attempt or len(kept) + 1, ts, None, "running", None, None))
         row.wake_at = None
     elif role == _ATTEMPT_SUCCESS:
-        if row.attempt_log:
-            last = row.attempt_log[-1]
-            last.state, last.ended_at = "success", ts
+        if row.attempts_kept:
+            row._end_attempt("success", ts)
     elif role == _ATTEMPT_FAILURE:
-        if row.attempt_log:
-            last = row.attempt_log[-1]
-            last.state, last.ended_at = "failure", ts
-            last.error = ErrorRecord.from_json(data.get("error"))
-            last.retry_delay_ms = data.get("retryDelayMs")
+        if row.attempts_kept:
+            row._end_attempt("failure", ts, ErrorRecord.from_json(data.get("error")),
+                             data.get("retryDelayMs"))
         if "retryDelayMs" in data:
             row.wake_at = ts + data["retryDelayMs"]
     elif role == _SUCCESS:
@@ -162,7 +187,7 @@ def _fold_transition(row: StepRow, role: int, ts: float, attempt: int | None,
     elif role == _FAILURE:
         row.state, row.ended_at, row.wake_at = "failure", ts, None
         if row.attempt_open:  # a step failed without its attempt's end (a recovered crash)
-            row.attempt_log[-1].state = "failure"
+            row._end_attempt("failure", None)
         row.error = ErrorRecord.from_json(data.get("error"))
 
 

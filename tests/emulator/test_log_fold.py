@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from workflows_emulator.log_fold import fold, keys_from, public_data
 from workflows_emulator.records import (
     InstanceMeta,
@@ -31,6 +33,36 @@ def test_a_retried_step_folds_into_one_row_with_its_attempts() -> None:
     assert (row.state, row.output, row.attempts, row.label) == ("success", {"a": [1]}, 2, "s-1")
     assert [a.state for a in row.attempt_log] == ["failure", "success"]
     assert row.attempt_log[0].error == ErrorRecord("E", "m")
+
+
+def test_a_step_failed_with_its_attempt_open_ends_that_attempt_as_failed() -> None:
+    """A recovered crash: the step's failure closes the attempt cut off, keeping its start."""
+    rows: dict = {}
+    start(rows, "do:1:s", "s", 0)
+    fold(rows, "ATTEMPT_START", "do:1:s", 1.0, 1, None)
+    assert rows["do:1:s"].attempt_open
+    fold(rows, "STEP_FAILURE", "do:1:s", 9.0, None, {"error": {"name": "E", "message": "m"}})
+    row = rows["do:1:s"]
+    assert not row.attempt_open
+    assert [(a.number, a.started_at, a.ended_at, a.state) for a in row.attempt_log] == [
+        (1, 1.0, None, "failure")]
+
+
+def test_the_attempts_of_a_finished_step_are_not_walked_by_the_garbage_collector() -> None:
+    """A row lives as long as its instance: its attempts are plain tuples of plain values,
+    which the collector stops tracking, and `attempt_log` hands out copies."""
+    rows: dict = {}
+    start(rows, "do:1:s", "s", 0)
+    fold(rows, "ATTEMPT_START", "do:1:s", 1.0, 1, None)
+    fold(rows, "ATTEMPT_SUCCESS", "do:1:s", 2.0, 1, None)
+    fold(rows, "STEP_SUCCESS", "do:1:s", 2.0, None, {"output": 1})
+    row = rows["do:1:s"]
+    gc.collect()
+    gc.collect()  # (an enclosing tuple may wait for the collection after its items')
+    assert not gc.is_tracked(row.attempts_kept)
+    assert not any(gc.is_tracked(attempt) for attempt in row.attempts_kept)
+    row.attempt_log[0].state = "changed"
+    assert [a.state for a in row.attempt_log] == ["success"]
 
 
 def test_resume_shifts_pending_wake_ups_by_the_pause() -> None:

@@ -29,12 +29,13 @@ def test_rows_for_each_scenario_and_size_with_what_a_rollback_keeps(tmp_path: Pa
 
     def per_extra_step(scenario: str) -> float:
         # Between two sizes, so what an instance keeps whatever its size (and caches that
-        # warm up at small sizes) cancels out: about 3 and 8 on CPython 3.11-3.13.
+        # warm up at small sizes) cancels out: about 1 and 4.
         return (kept[scenario, 400] - kept[scenario, 200]) / 200
 
-    # A finished instance keeps its step rows (its log folded in memory); a rolled-back one
-    # also keeps a row per handler and the handlers themselves.
-    assert per_extra_step("sequential") >= 2
+    # A finished instance keeps a row per step (its log folded in memory; the attempts in
+    # it are tuples the collector no longer tracks); a rolled-back one also keeps a row per
+    # handler, and each handler with its options.
+    assert 0.5 <= per_extra_step("sequential") < 2
     assert per_extra_step("rollback") > per_extra_step("sequential") + 2
     assert not list(tmp_path.iterdir()), "a run left its state behind"
 
