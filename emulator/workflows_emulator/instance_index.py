@@ -322,4 +322,10 @@ class InstanceIndex:
         for iid, st, created, modified, problem in rows:
             st, modified = pending.get((workflow, iid), (st, modified))
             out.append(listed_row(iid, st, created, modified, problem))
+        if self._added:  # the index could not be written: instances it does not hold yet
+            for (wf, iid), created in self._added.items():
+                st, modified = pending[(wf, iid)]
+                if wf == workflow and (status is None or st == status):
+                    out.append(listed_row(iid, st, created, modified, None))
+            out.sort(key=lambda row: (row["created"], row["id"]))
         return out

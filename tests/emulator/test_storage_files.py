@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from workflows_emulator import Emulator, EmulatorError
-from workflows_emulator.durable_object import DurableObjectStorage
+from workflows_emulator.durable_object import DurableObjectStorage, StorageHooks, install_hooks
 from workflows_emulator.instance_index import InstanceIndex
 from workflows_emulator.quiescence import has_ready_callbacks
 
@@ -101,6 +101,41 @@ async def test_new_instances_are_indexed_with_the_statuses_in_one_commit(tmp_pat
         assert [row[0] for row in _indexed(tmp_path)] == ["a", "b"]
     finally:
         index.close()
+
+
+class FailIndexCommits(StorageHooks):
+    def __init__(self) -> None:
+        self.on = True
+
+    def before_commit(self, path: Path) -> None:
+        if self.on and path.name == "index.sqlite":
+            raise sqlite3.OperationalError("database or disk is full")
+
+
+async def test_instances_are_listed_while_the_index_cannot_be_written(tmp_path: Path) -> None:
+    """The index is a cache: a full disk under it fails no create, hides no instance from
+    list(), and it catches up once it can be written."""
+    state = tmp_path / "state"
+    fault = FailIndexCommits()
+    previous = install_hooks(fault)
+    try:
+        async with Emulator(state) as emu:
+            wf = emu.workflow(Once, name="once")
+            first = await wf.create(id="first")
+            await first.wait()
+            second = await wf.create(id="second")
+            listed = await wf.list()
+            assert [(r["id"], r["status"]) for r in listed] == [("first", "complete"),
+                                                              ("second", "queued")]
+            assert [r["id"] for r in await wf.list("complete")] == ["first"]
+            assert _indexed(state) == []
+            fault.on = False
+            await second.wait()
+            assert [r["id"] for r in await wf.list()] == ["first", "second"]
+            assert [row[:2] for row in _indexed(state)] == [("first", "complete"),
+                                                             ("second", "complete")]
+    finally:
+        install_hooks(previous)
 
 
 async def test_an_instance_is_listed_and_found_as_soon_as_create_returns(tmp_path: Path) -> None:
