@@ -312,11 +312,11 @@ class Workflow:
             if unknown:
                 raise WorkflowError(f"unknown create option(s) {sorted(unknown)}: use id, params")
             given = item.get("id")
+            # A random UUID is valid and no instance has it: neither is checked.
+            instance_id = str(uuid.uuid4()) if given is None else validate_instance_id(given)
             params = item.get("params")
             params = {} if params is None else params
             encode_value(params, what="params")
-            # A random UUID is valid and no instance has it: neither is checked.
-            instance_id = str(uuid.uuid4()) if given is None else validate_instance_id(given)
             if given is not None and (instance_id in seen
                                       or self._catalog.exists(self.name, instance_id)):
                 if single:

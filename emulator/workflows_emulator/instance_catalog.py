@@ -189,7 +189,6 @@ class InstanceCatalog:
         """Persist a new instance and start it; it is indexed once its creation is committed
         (the index may lag the instance files, never lead them), with the statuses."""
         engine = self._open(workflow, instance_id, create=True)
-        self._scheduler.modifiers.created(workflow, instance_id)
         now = self._scheduler.clock.now_ms()
         try:
             engine.create(params, now, functools.partial(
@@ -198,6 +197,9 @@ class InstanceCatalog:
             self._engines.pop((workflow, instance_id), None)
             engine.store.close()
             raise
+        # Test sessions take it once it exists (a create retried after a failed commit
+        # must not be mocked twice); its run reads their modifications once it starts.
+        self._scheduler.modifiers.created(workflow, instance_id)
         engine.start()
         return engine
 

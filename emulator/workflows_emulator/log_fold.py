@@ -65,7 +65,9 @@ Attempt = tuple[int, float, float | None, str, ErrorRecord | None, float | None]
 A row lives as long as its instance (25,000 of them at Cloudflare's step limit): the cyclic
 garbage collector walks every object that could hold a reference, at each full collection.
 A tuple of numbers, strings and ``None`` is one it stops tracking (an object per attempt,
-and a list per row, were two thirds of what a plain step kept alive for it)."""
+and a list per row, were two thirds of what a plain step kept alive for it). A running
+step's attempts are a list (a step may retry 10,000 times: appending stays cheap), made a
+tuple when the step ends."""
 _ATTEMPT_STATE = 3
 
 
@@ -87,7 +89,7 @@ class StepRow:
     started_at: float | None = None
     ended_at: float | None = None
     wake_at: float | None = None
-    attempts_kept: tuple[Attempt, ...] = ()
+    attempts_kept: list[Attempt] | tuple[Attempt, ...] = ()
     """Every attempt, oldest first (see `Attempt`; read them as `attempt_log`)."""
     label: str = ""
     """``"<name>-<count>"``, as Workflows shows steps (a handler shows its step's)."""
@@ -127,11 +129,24 @@ class StepRow:
     def _end_attempt(self, state: str, ts: float | None, error: ErrorRecord | None = None,
                      retry_delay_ms: float | None = None) -> None:
         """The last attempt ended (``ts`` None: keep its end time)."""
-        kept = self.attempts_kept
+        kept = self._open_attempts()
         number, started, ended, _, old_error, old_delay = kept[-1]
         if ts is not None:
             ended, old_error, old_delay = ts, error, retry_delay_ms
-        self.attempts_kept = (*kept[:-1], (number, started, ended, state, old_error, old_delay))
+        kept[-1] = (number, started, ended, state, old_error, old_delay)
+
+    def _open_attempts(self) -> list[Attempt]:
+        """The attempts as a list, to change (a tuple once the step ended: made a list again)."""
+        kept = self.attempts_kept
+        if isinstance(kept, tuple):
+            kept = list(kept)
+            self.attempts_kept = kept
+        return kept
+
+    def _close_attempts(self) -> None:
+        """The step ended: its attempts become a tuple (see `Attempt`)."""
+        if isinstance(self.attempts_kept, list):
+            self.attempts_kept = tuple(self.attempts_kept)
 
 
 def fold(rows: dict[str, StepRow], event: str, key: str | None, ts: float,
@@ -168,8 +183,8 @@ def fold(rows: dict[str, StepRow], event: str, key: str | None, ts: float,
 def _fold_transition(row: StepRow, role: int, ts: float, attempt: int | None,
                      data: dict[str, Any]) -> None:
     if role == _ATTEMPT_START:
-        kept = row.attempts_kept
-        row.attempts_kept = (*kept, (attempt or len(kept) + 1, ts, None, "running", None, None))
+        kept = row._open_attempts()
+        kept.append((attempt or len(kept) + 1, ts, None, "running", None, None))
         row.wake_at = None
     elif role == _ATTEMPT_SUCCESS:
         if row.attempts_kept:
@@ -184,11 +199,13 @@ def _fold_transition(row: StepRow, role: int, ts: float, attempt: int | None,
         row.state, row.ended_at, row.wake_at = "success", ts, None
         if "output" in data:
             row.output = data["output"]
+        row._close_attempts()
     elif role == _FAILURE:
         row.state, row.ended_at, row.wake_at = "failure", ts, None
         if row.attempt_open:  # a step failed without its attempt's end (a recovered crash)
             row._end_attempt("failure", None)
         row.error = ErrorRecord.from_json(data.get("error"))
+        row._close_attempts()
 
 
 def keys_from(rows: dict[str, StepRow], key: str) -> set[str] | None:

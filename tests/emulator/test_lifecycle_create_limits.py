@@ -66,6 +66,12 @@ async def test_params_over_one_mib_are_rejected(emu: Emulator) -> None:
     assert (await ok.wait(timeout=10))["status"] == "complete"
 
 
+async def test_an_invalid_id_is_reported_before_invalid_params(emu: Emulator) -> None:
+    wf = emu.workflow(Echo, name="echo")
+    with pytest.raises(WorkflowError, match="invalid id"):
+        await wf.create(id="has space", params={"when": object()})
+
+
 async def test_params_that_are_not_json_are_rejected(emu: Emulator) -> None:
     wf = emu.workflow(Echo, name="echo")
     with pytest.raises(WorkflowError):

@@ -21,6 +21,7 @@ import pytest
 
 from workflows_emulator import DamagedStateError, Emulator, InstanceNotFoundError, StorageError
 from workflows_emulator.durable_object import StorageHooks, install_hooks
+from workflows_emulator.introspection import introspect_workflow
 from workflows_saga import NonRetryableError, WorkflowEntrypoint
 
 pytestmark = pytest.mark.slow
@@ -154,6 +155,22 @@ async def test_a_creation_that_cannot_be_committed_leaves_no_instance(tmp_path: 
         inst = await wf.create(id="c", params={})
         assert (await inst.wait())["status"] == "complete"
         assert [r["id"] for r in await wf.list()] == ["c"]
+
+
+async def test_a_create_retried_after_a_failed_commit_is_mocked_once(tmp_path: Path) -> None:
+    """An open introspection session takes an instance once it exists: the failed create
+    neither registers it nor leaves the id taken, and the retried one is mocked once."""
+    RUNS.clear()
+    async with Emulator(tmp_path / "state") as emu:
+        wf = emu.workflow(Saga, name="saga")
+        async with introspect_workflow(wf) as session:
+            await session.modify_all(lambda m: m.mock_step_result("s1", "mocked"))
+            with hooks(FailCommits(after=0)), pytest.raises(StorageError):
+                await wf.create(id="c", params={})
+            inst = await wf.create(id="c", params={})
+            assert (await inst.wait())["status"] == "complete"
+            assert [i.id for i in await session.get()] == ["c"]
+    assert RUNS == ["s2", "s3", "s4", "s5"]  # s1 mocked
 
 
 # -- a real small filesystem ------------------------------------------------------------------
