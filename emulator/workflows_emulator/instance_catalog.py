@@ -127,9 +127,8 @@ class InstanceCatalog:
         return list(self._workflows)
 
     def exists(self, workflow: str, instance_id: str) -> bool:
-        """Whether instance ``instance_id`` of ``workflow`` exists (an engine in memory has
-        an instance, indexed or about to be)."""
-        return (workflow, instance_id) in self._engines or self._index.exists(workflow, instance_id)
+        """Whether instance ``instance_id`` of ``workflow`` exists."""
+        return self._index.exists(workflow, instance_id)
 
     def engine(self, workflow: str, instance_id: str) -> InstanceEngine:
         """The engine of an existing instance; `InstanceNotFoundError` if there is none."""

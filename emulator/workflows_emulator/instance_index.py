@@ -232,8 +232,7 @@ class InstanceIndex:
         """Index a newly created instance (once its creation is committed); written with
         the statuses, within `STATUS_DELAY_S` (an open reconciles what a crash left out)."""
         self._added[(workflow, instance_id)] = now
-        self._pending[(workflow, instance_id)] = (str(status), now)
-        self._flush_later()
+        self.set_status(workflow, instance_id, status, now)
 
     def set_status(self, workflow: str, instance_id: str, status: str, now: float) -> None:
         """Record an instance's new status; written with others within `STATUS_DELAY_S`.
@@ -243,9 +242,6 @@ class InstanceIndex:
         see pending statuses at once; other processes within `STATUS_DELAY_S`.
         """
         self._pending[(workflow, instance_id)] = (str(status), now)
-        self._flush_later()
-
-    def _flush_later(self) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
