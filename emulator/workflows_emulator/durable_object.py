@@ -23,10 +23,10 @@ import tempfile
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from .batched_close import BatchedCloser
 from .errors import DamagedStateError, EmulatorError, StorageError
 from .values import dumps, loads
 
@@ -181,8 +181,9 @@ def default_open_files() -> int:
 class OpenFiles:
     """A budget of open connections shared by many storages, least recently used closed first.
 
-    Closing a WAL database checkpoints it (two fsyncs): a released connection is closed on
-    a background thread, off the event loop; `finish` waits for every close.
+    Closing a WAL database checkpoints it: a released connection is closed on a background
+    thread, off the event loop, with others released about then (see `BatchedCloser`);
+    `finish` waits for every close.
 
     Args:
         limit: the most storages with an open connection (default `default_open_files`).
@@ -191,8 +192,7 @@ class OpenFiles:
     def __init__(self, limit: int | None = None) -> None:
         self.limit = max(1, limit if limit is not None else default_open_files())
         self._open: OrderedDict[int, DurableObjectStorage] = OrderedDict()
-        self._closer: ThreadPoolExecutor | None = None
-        self._closing: set[Future[None]] = set()
+        self.closer = BatchedCloser()
 
     def __len__(self) -> int:
         return len(self._open)
@@ -202,7 +202,7 @@ class OpenFiles:
         self._open[id(storage)] = storage
         if len(self._open) > self.limit:
             self.shrink(self.limit)
-        if len(self._open) + len(self._closing) > self.limit:
+        if len(self._open) + self.closer.unclosed > self.limit:
             self.wait_closed()  # connections still closing hold descriptors too
 
     def used(self, storage: DurableObjectStorage) -> None:
@@ -224,25 +224,17 @@ class OpenFiles:
                 closed += 1
         return closed
 
-    def close_later(self, conn: sqlite3.Connection) -> None:
-        """Close ``conn`` on the background thread."""
-        if self._closer is None:
-            self._closer = ThreadPoolExecutor(1, thread_name_prefix="workflows-emulator-close")
-        done = self._closer.submit(conn.close)
-        self._closing.add(done)
-        done.add_done_callback(self._closing.discard)
+    def close_later(self, conn: sqlite3.Connection, path: Path) -> None:
+        """Close ``conn`` (to the file ``path``) on the background thread."""
+        self.closer.close_later(conn, path)
 
     def wait_closed(self) -> None:
         """Wait until every connection handed to `close_later` is closed."""
-        for done in list(self._closing):
-            done.result()
+        self.closer.wait_closed()
 
     def finish(self) -> None:
         """Wait for the pending closes and stop the background thread (idempotent)."""
-        closer, self._closer = self._closer, None
-        if closer is not None:
-            closer.shutdown(wait=True)
-        self._closing.clear()
+        self.closer.finish()
 
 
 _TEMPLATES: dict[tuple[str, int], bytes] = {}
@@ -788,7 +780,7 @@ class DurableObjectStorage:
         self._conn = _Reconnect(self)
         if self._files is not None:
             self._files.closed(self)
-            self._files.close_later(conn)
+            self._files.close_later(conn, self.path)
         else:
             conn.close()
 
