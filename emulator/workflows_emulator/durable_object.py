@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .batched_close import BatchedCloser
+from .batched_close import BatchedCloser, sync_file_systems
 from .errors import DamagedStateError, EmulatorError, StorageError
 from .values import dumps, loads
 
@@ -470,6 +470,7 @@ class PreparedFiles:
         the ``-wal`` last, after closing both) and offer them again."""
         lent, dropped = self._lent, self._dropped
         looked = 0
+        emptied: list[Path] = []
         while lent and looked < 4:  # the oldest first: objects mostly close in that order
             pair, owner = lent[0]
             wal = f"{pair}-wal"
@@ -483,10 +484,13 @@ class PreparedFiles:
                 _unlink_companions(pair)
                 self._pairs -= 1
                 continue
-            _invalidate_wal(wal)
+            os.truncate(wal, 0)
             os.truncate(f"{pair}-shm", 0)  # (else the first connection to it frees it, later)
-            self.reused += 1
-            self._fresh.append(pair)
+            emptied.append(pair)
+        if emptied:
+            _sync_emptied([Path(f"{pair}-wal") for pair in emptied])
+            self.reused += len(emptied)
+            self._fresh.extend(emptied)
 
     def _make_batch(self) -> None:
         self._batches += 1
@@ -547,20 +551,22 @@ def discard_prepared(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def _invalidate_wal(path: str) -> None:
-    """Empty the WAL ``path`` for good before it serves another file.
+def _sync_emptied(wals: list[Path]) -> None:
+    """Make the emptying of ``wals`` durable before their pairs serve other files.
 
-    Truncated and synced: a crash of the machine after the pair is lent again must not bring
-    back the previous owner's frames (valid, with their header) under the new file's name,
-    which SQLite would replay into it. (Zeroing the header alone is not enough: without a
-    sync the old header can reach the disk after the new link does.)
+    A crash of the machine after a pair is lent again must not bring back the previous
+    owner's frames (valid, with their header) under the new file's name, which SQLite would
+    replay into it. One sync of the file system covers them all; where there is none, each
+    WAL is synced.
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.ftruncate(fd, 0)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    if sync_file_systems(wals[:1]):
+        return
+    for wal in wals:
+        fd = os.open(wal, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 class SqlStorage:
