@@ -58,7 +58,8 @@ _SYNCFS = _find_syncfs()
 
 def sync_file_systems(paths: list[Path]) -> bool:
     """Sync every file system holding one of ``paths`` (missing paths are skipped); False
-    if one could not be synced (the caller falls back to syncing file by file)."""
+    if one could not be synced, or none of ``paths`` exists (the caller then syncs file by
+    file, as SQLite does)."""
     if _SYNCFS is None:
         return False
     devices: set[int] = set()
@@ -75,7 +76,7 @@ def sync_file_systems(paths: list[Path]) -> bool:
                     return False
         finally:
             os.close(fd)
-    return True
+    return bool(devices)
 
 
 def _checkpoint_unsynced(conn: sqlite3.Connection) -> None:
