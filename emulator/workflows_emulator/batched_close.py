@@ -30,6 +30,7 @@ import ctypes.util
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -37,6 +38,9 @@ from pathlib import Path
 GATHER_S = 0.02
 """How long a batch waits for more closes after its first (connections hold their
 descriptors meanwhile: the budget counts them, and a wait for closes cuts it short)."""
+MAX_BATCH = 32
+"""A batch this large closes at once (so the connections waiting to close stay few, and the
+budget of open files seldom has to wait for them)."""
 
 
 def _find_syncfs() -> Callable[[int], int] | None:
@@ -114,15 +118,17 @@ def close_batch(batch: list[tuple[sqlite3.Connection, Path]]) -> None:
 
 class BatchedCloser:
     """Closes connections on one background thread, gathering those handed over within
-    `GATHER_S` of each other into one `close_batch`."""
+    `GATHER_S` of each other, up to `MAX_BATCH`, into one `close_batch`."""
 
-    def __init__(self, gather_s: float = GATHER_S) -> None:
+    def __init__(self, gather_s: float = GATHER_S, max_batch: int = MAX_BATCH) -> None:
         self._gather_s = gather_s
-        self._lock = threading.Lock()
+        self._max_batch = max(1, max_batch)
+        self._lock = threading.Condition(threading.Lock())
         self._pending: list[tuple[sqlite3.Connection, Path]] = []
         self._scheduled: Future[None] | None = None
         self._running: set[Future[None]] = set()
-        self._hurry = threading.Event()
+        self._hurried = 0
+        """Callers of `wait_closed` waiting now: a batch then closes without gathering."""
         self._executor: ThreadPoolExecutor | None = None
         self.unclosed = 0
         """Connections handed over and not closed yet (they still hold descriptors)."""
@@ -135,6 +141,8 @@ class BatchedCloser:
             self._pending.append((conn, path))
             self.unclosed += 1
             if self._scheduled is not None:
+                if len(self._pending) >= self._max_batch:
+                    self._lock.notify()  # full: the gathering batch closes now
                 return
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
@@ -148,9 +156,13 @@ class BatchedCloser:
             self._running.discard(done)
 
     def _run(self) -> None:
-        if not self._hurry.is_set():
-            self._hurry.wait(self._gather_s)
         with self._lock:
+            deadline = time.monotonic() + self._gather_s
+            while not self._hurried and len(self._pending) < self._max_batch:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._lock.wait(left)
             batch, self._pending = self._pending, []
             self._scheduled = None
         try:
@@ -162,7 +174,9 @@ class BatchedCloser:
 
     def wait_closed(self) -> None:
         """Close everything handed over now, and wait until it is closed."""
-        self._hurry.set()
+        with self._lock:
+            self._hurried += 1
+            self._lock.notify()
         try:
             while True:
                 with self._lock:
@@ -172,7 +186,8 @@ class BatchedCloser:
                 for done in running:
                     done.result()
         finally:
-            self._hurry.clear()
+            with self._lock:
+                self._hurried -= 1
 
     def finish(self) -> None:
         """`wait_closed`, then stop the thread (idempotent; a later close starts it again)."""

@@ -129,3 +129,16 @@ def test_a_file_removed_before_its_batch_closes_is_skipped(tmp_path: Path) -> No
     closer.finish()
     assert closer.unclosed == 0
     assert _rows_in_file_alone(kept, tmp_path) == 2
+
+
+def test_a_full_batch_closes_without_waiting_to_gather(tmp_path: Path) -> None:
+    closer = BatchedCloser(gather_s=60.0, max_batch=3)
+    paths = [tmp_path / f"db{n}.sqlite" for n in range(3)]
+    for path in paths:
+        closer.close_later(_writer(path, rows=1), path)
+    deadline = time.monotonic() + 30.0  # far below the 60 s it would otherwise gather for
+    while closer.unclosed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert closer.unclosed == 0 and closer.batches == 1
+    assert not any(Path(f"{path}-wal").exists() for path in paths)
+    closer.finish()
