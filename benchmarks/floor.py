@@ -57,6 +57,23 @@ def new_file_us(directory: Path, files: int) -> float:
     return (time.perf_counter() - start) / files * 1e6
 
 
+def empty_file_us(directory: Path, files: int) -> float:
+    """µs per file to create an empty file (``open(O_CREAT | O_EXCL)``, ``close``) in a new folder.
+
+    What the kernel alone charges for a new file on this disk now: the part of creating an
+    instance that no engine keeping one file per instance avoids. On ext4 without a journal
+    it grows with the files deleted on the disk in the last minutes (the allocator checks
+    each inode freed recently and skips it), so it moves between runs on the same machine.
+    """
+    folder = directory / f"empty-{time.monotonic_ns()}"
+    folder.mkdir()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    start = time.perf_counter()
+    for i in range(files):
+        os.close(os.open(folder / str(i), flags, 0o644))
+    return (time.perf_counter() - start) / files * 1e6
+
+
 def fsync_us(directory: Path, writes: int) -> float:
     """µs per 4 KiB write + ``fsync``: how busy the disk is (engines that fsync per step pay it)."""
     path = directory / f"fsync-{time.monotonic_ns()}.bin"

@@ -98,7 +98,8 @@ def _preamble(report: Report) -> list[str]:
         f"Machine: {m['machine']}; {m['python']}, SQLite {m['sqlite']}; {m['wrangler']}; {m['date']}.",
         f"Medians of {report.repeat} repetitions. Floors measured in this run, same disk: "
         f"2 SQLite commits {number(f.get('2 commits'))} µs, 1 commit {number(f.get('1 commit'))} µs "
-        f"(WAL + synchronous=NORMAL, 200-byte row); new SQLite file {number(f.get('new file'))} µs; "
+        f"(WAL + synchronous=NORMAL, 200-byte row); new SQLite file {number(f.get('new file'))} µs, "
+        f"of which an empty file alone {number(f.get('empty file'))} µs; "
         f"4 KiB write + fsync {number(f.get('fsync'))} µs. emu/floor is the median of each "
         "repetition's ratio to the floor measured just before it (so disk drift cancels), not "
         "the ratio of the two medians shown; wrangler/emu is the ratio of the medians.",

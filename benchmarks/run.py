@@ -94,6 +94,7 @@ def _measure_floors(work: Path, instances: int) -> dict[str, float]:
         "1 commit": floor.commits_us(work, FLOOR_STEPS, 1),
         "2 commits": floor.commits_us(work, FLOOR_STEPS, 2),
         "new file": floor.new_file_us(work, instances),
+        "empty file": floor.empty_file_us(work, instances),
         "fsync": floor.fsync_us(work, FSYNC_WRITES),
     }
 
@@ -168,8 +169,10 @@ def _target_notes(rep: Report, sizes: Sizes) -> list[str]:
     for key, goal in (("one-by-one", 1000.0), ("at-once", 500.0)):
         row = next((r for r in rep.rows if r.scenario.kind == key), None)
         if row is not None and row.emulator_median is not None:
+            empty = rep.floors.get("empty file")
+            kernel = "" if empty is None else f"; a new empty file alone cost {empty:,.0f} µs"
             notes.append(f"Target: {row.scenario.label} at most {goal:,.0f} µs each: "
-                         f"{row.emulator_median:,.0f} µs this run "
+                         f"{row.emulator_median:,.0f} µs this run{kernel} "
                          f"({_verdict(row.emulator_median <= goal)}).")
     low, high = (rep.row(f"rss-{n}") for n in sizes.memory_instances)
     if low and high and low.emulator_median is not None and high.emulator_median is not None:

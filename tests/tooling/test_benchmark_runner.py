@@ -27,7 +27,7 @@ def test_the_plain_table_has_every_default_row_and_the_floors(tmp_path: Path) ->
     out = _run("--json", str(tmp_path / "bench.json"), tmp=tmp_path)
     lines = out.splitlines()
     assert lines[0].startswith("Machine: ") and "SQLite" in lines[0]
-    assert "2 SQLite commits" in lines[1]
+    assert "2 SQLite commits" in lines[1] and "an empty file alone" in lines[1]
     header = next(i for i, line in enumerate(lines) if line.startswith("scenario"))
     assert lines[header].split() == ["scenario", "unit", "emulator", "floor", "emu/floor",
                                      "wrangler", "wrangler/emu"]
@@ -44,7 +44,8 @@ def test_the_plain_table_has_every_default_row_and_the_floors(tmp_path: Path) ->
         assert row["wrangler"]["samples"] == [] and row["wrangler"]["note"]
         if row["floor"]["kind"] is not None:
             assert row["floor"]["emulator_ratio"] > 0
-    assert set(doc["floors_us"]) == {"1 commit", "2 commits", "new file", "fsync"}
+    assert set(doc["floors_us"]) == {"1 commit", "2 commits", "new file", "empty file",
+                                    "fsync"}
     assert not list(tmp_path.glob("workflows-bench-*")), "the run left its state behind"
 
     shown_again = subprocess.run([sys.executable, "-m", "benchmarks.run", "--render", str(tmp_path / "bench.json")],
