@@ -132,6 +132,8 @@ class BatchedCloser:
         self._executor: ThreadPoolExecutor | None = None
         self.unclosed = 0
         """Connections handed over and not closed yet (they still hold descriptors)."""
+        self._paths: dict[Path, int] = {}
+        """Files with a connection handed over and not closed yet, and how many."""
         self.batches = 0
         """How many batches were closed (for tests)."""
 
@@ -140,6 +142,7 @@ class BatchedCloser:
         with self._lock:
             self._pending.append((conn, path))
             self.unclosed += 1
+            self._paths[path] = self._paths.get(path, 0) + 1
             if self._scheduled is not None:
                 if len(self._pending) >= self._max_batch:
                     self._lock.notify()  # full: the gathering batch closes now
@@ -170,7 +173,21 @@ class BatchedCloser:
         finally:
             with self._lock:
                 self.unclosed -= len(batch)
+                for _, path in batch:
+                    left = self._paths[path] - 1
+                    if left:
+                        self._paths[path] = left
+                    else:
+                        del self._paths[path]
                 self.batches += 1
+
+    def wait_closing(self, path: Path) -> None:
+        """If a connection to ``path`` is still to be closed, close it (and the others) now:
+        no second connection may write to a file while a batch checkpoints it unsynced."""
+        with self._lock:
+            pending = path in self._paths
+        if pending:
+            self.wait_closed()
 
     def wait_closed(self) -> None:
         """Close everything handed over now, and wait until it is closed."""

@@ -689,6 +689,8 @@ class DurableObjectStorage:
             mode = "ro" if self.read_only else "rw"
             uri = self._uri = f"{self.path.absolute().as_uri()}?mode={mode}"
         files = self._files
+        if files is not None and not self.read_only:  # no second writer during a batch
+            files.closer.wait_closing(self.path)
         if self._prepared is not None and not self.read_only:
             self._prepared.lend(self.path)
         for retry in (True, False):

@@ -6,12 +6,14 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from workflows_emulator import batched_close
 from workflows_emulator.batched_close import BatchedCloser
+from workflows_emulator.durable_object import DurableObjectNamespace, DurableObjectStorage, OpenFiles
 
 pytestmark = pytest.mark.skipif(batched_close._SYNCFS is None,
                                 reason="syncfs is Linux's: elsewhere files are closed one by one")
@@ -142,3 +144,55 @@ def test_a_full_batch_closes_without_waiting_to_gather(tmp_path: Path) -> None:
     assert closer.unclosed == 0 and closer.batches == 1
     assert not any(Path(f"{path}-wal").exists() for path in paths)
     closer.finish()
+
+
+def _watch_unsynced_checkpoints(monkeypatch: pytest.MonkeyPatch,
+                                writer_open: Callable[[], bool]) -> list[bool]:
+    """Record, at each unsynced checkpoint, whether another connection could write the file."""
+    seen: list[bool] = []
+    real = batched_close._checkpoint_unsynced
+
+    def checkpoint(conn: sqlite3.Connection) -> None:
+        seen.append(writer_open())
+        real(conn)
+
+    monkeypatch.setattr(batched_close, "_checkpoint_unsynced", checkpoint)
+    return seen
+
+
+def test_a_storage_used_again_waits_for_its_pending_close(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another connection committing while a batch checkpoints unsynced could restart the WAL
+    # before the copied pages are on disk: frames synced by the first sync would be lost.
+    files = OpenFiles(limit=64)
+    ns = DurableObjectNamespace(tmp_path / "objects", files=files)
+    x, y = ns.open("x"), ns.open("y")
+    x.put("a", 1)
+    y.put("b", 1)
+    x.release()
+    y.release()
+    seen = _watch_unsynced_checkpoints(monkeypatch, lambda: isinstance(x._conn, sqlite3.Connection))
+    x.put("c", 2)  # reconnects: the released connection must be closed first
+    files.finish()
+    assert seen and not any(seen)
+    assert x.get("a") == 1 and x.get("c") == 2
+
+
+def test_a_new_storage_on_a_file_waits_for_its_pending_close(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    files = OpenFiles(limit=64)
+    ns = DurableObjectNamespace(tmp_path / "objects", files=files)
+    x, y = ns.open("x"), ns.open("y")
+    x.put("a", 1)
+    y.put("b", 1)
+    x.release()
+    x.close()  # as a finished engine let go is
+    y.release()
+    again: list[DurableObjectStorage] = []
+    seen = _watch_unsynced_checkpoints(
+        monkeypatch, lambda: bool(again) and isinstance(again[0]._conn, sqlite3.Connection))
+    again.append(ns.open("x"))
+    again[0].put("c", 2)
+    files.finish()
+    assert seen and not any(seen)
+    assert again[0].get("a") == 1 and again[0].get("c") == 2
