@@ -160,10 +160,9 @@ def _watch_unsynced_checkpoints(monkeypatch: pytest.MonkeyPatch,
     return seen
 
 
-def test_a_storage_used_again_waits_for_its_pending_close(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    # Another connection committing while a batch checkpoints unsynced could restart the WAL
-    # before the copied pages are on disk: frames synced by the first sync would be lost.
+def _two_written_and_released(tmp_path: Path) -> tuple[OpenFiles, DurableObjectNamespace,
+                                                       DurableObjectStorage]:
+    """Objects x and y, each written once and released (a batch of two waits to close)."""
     files = OpenFiles(limit=64)
     ns = DurableObjectNamespace(tmp_path / "objects", files=files)
     x, y = ns.open("x"), ns.open("y")
@@ -171,6 +170,14 @@ def test_a_storage_used_again_waits_for_its_pending_close(tmp_path: Path,
     y.put("b", 1)
     x.release()
     y.release()
+    return files, ns, x
+
+
+def test_a_storage_used_again_waits_for_its_pending_close(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another connection committing while a batch checkpoints unsynced could restart the WAL
+    # before the copied pages are on disk: frames synced by the first sync would be lost.
+    files, _ns, x = _two_written_and_released(tmp_path)
     seen = _watch_unsynced_checkpoints(monkeypatch, lambda: isinstance(x._conn, sqlite3.Connection))
     x.put("c", 2)  # reconnects: the released connection must be closed first
     files.finish()
@@ -180,14 +187,8 @@ def test_a_storage_used_again_waits_for_its_pending_close(tmp_path: Path,
 
 def test_a_new_storage_on_a_file_waits_for_its_pending_close(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    files = OpenFiles(limit=64)
-    ns = DurableObjectNamespace(tmp_path / "objects", files=files)
-    x, y = ns.open("x"), ns.open("y")
-    x.put("a", 1)
-    y.put("b", 1)
-    x.release()
+    files, ns, x = _two_written_and_released(tmp_path)
     x.close()  # as a finished engine let go is
-    y.release()
     again: list[DurableObjectStorage] = []
     seen = _watch_unsynced_checkpoints(
         monkeypatch, lambda: bool(again) and isinstance(again[0]._conn, sqlite3.Connection))
