@@ -183,6 +183,7 @@ def test_a_storage_used_again_waits_for_its_pending_close(tmp_path: Path,
     files.finish()
     assert seen and not any(seen)
     assert x.get("a") == 1 and x.get("c") == 2
+    x.close()
 
 
 def test_a_new_storage_on_a_file_waits_for_its_pending_close(tmp_path: Path,
@@ -197,3 +198,4 @@ def test_a_new_storage_on_a_file_waits_for_its_pending_close(tmp_path: Path,
     files.finish()
     assert seen and not any(seen)
     assert again[0].get("a") == 1 and again[0].get("c") == 2
+    again[0].close()
